@@ -1,0 +1,154 @@
+"""Turning docker-py and requests exceptions into actorpool's typed errors.
+
+docker-py raises ``docker.errors.APIError`` for HTTP errors but plain
+``requests`` exceptions when the socket is gone, a body is cut or a read
+times out, and it never retries. This module is the one place that knows
+those shapes; everything else sees :mod:`actorpool.errors` and a verdict:
+may the call be retried, and does the failure count against the connection.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import attrs
+import docker.errors
+import requests.exceptions
+import urllib3.exceptions
+
+from actorpool.errors import (
+    ActorPoolError,
+    BadRequest,
+    Conflict,
+    DockerError,
+    DockerUnavailable,
+    NotFound,
+    RequestTimeout,
+)
+
+__all__ = ["RETRYABLE_STATUS", "Verdict", "classify"]
+
+RETRYABLE_STATUS = frozenset({502, 503, 504})
+
+_TIMEOUTS = (
+    requests.exceptions.Timeout,
+    urllib3.exceptions.TimeoutError,
+    socket.timeout,
+    TimeoutError,
+)
+_CONNECTION = (
+    requests.exceptions.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+    urllib3.exceptions.ProtocolError,
+    urllib3.exceptions.HTTPError,
+    ConnectionError,
+    OSError,
+)
+
+
+@attrs.frozen
+class Verdict:
+    """What a failure means for the pool.
+
+    Attributes:
+        error: The typed error to give the caller (chains the original).
+        retryable: Another attempt, ideally on another connection, may succeed.
+        counts: The failure says the connection or daemon is unwell (breaker and health).
+    """
+
+    error: BaseException
+    retryable: bool
+    counts: bool
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, _TIMEOUTS):
+            return True
+        # requests wraps urllib3's ReadTimeoutError in ConnectionError args, not __cause__.
+        if any(isinstance(a, _TIMEOUTS) for a in getattr(cur, "args", ())):
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
+def classify(exc: BaseException, *, target: str, what: str) -> Verdict:
+    """Classify ``exc`` raised while running ``what`` against the daemon at ``target``.
+
+    Args:
+        exc: The exception docker-py, requests or user code raised.
+        target: The daemon's URL, for the message.
+        what: The operation, for the message (e.g. ``"inspect_container"``).
+    """
+    if isinstance(exc, ActorPoolError):
+        return Verdict(exc, retryable=False, counts=False)
+    if isinstance(exc, docker.errors.APIError) and exc.response is not None:
+        status = exc.status_code
+        explanation = str(exc.explanation or exc)
+        if status == 404:
+            err: DockerError = NotFound(
+                f"{what}: not found: {explanation} (check the id or name; "
+                "list containers with ListContainers(all=True))",
+                status=status,
+                explanation=explanation,
+            )
+            return Verdict(err, retryable=False, counts=False)
+        if status == 409:
+            err = Conflict(
+                f"{what}: refused by the daemon in the object's current state: {explanation}",
+                status=status,
+                explanation=explanation,
+            )
+            return Verdict(err, retryable=False, counts=False)
+        if status is not None and 400 <= status < 500:
+            err = BadRequest(
+                f"{what}: the daemon rejected the request (HTTP {status}): {explanation}",
+                status=status,
+                explanation=explanation,
+            )
+            return Verdict(err, retryable=False, counts=False)
+        err = DockerError(
+            f"{what}: the daemon failed (HTTP {status}): {explanation}",
+            status=status,
+            explanation=explanation,
+        )
+        return Verdict(err, retryable=status in RETRYABLE_STATUS, counts=True)
+    if _is_timeout(exc):
+        return Verdict(
+            RequestTimeout(
+                f"{what}: no answer from Docker at {target} in time ({exc.__class__.__name__}); "
+                "the daemon may be overloaded or paused — raise the request's timeout or check it"
+            ),
+            retryable=True,
+            counts=True,
+        )
+    if isinstance(exc, (_CONNECTION, docker.errors.DockerException)):
+        return Verdict(
+            DockerUnavailable(
+                f"{what}: cannot reach Docker at {target}: {_root_message(exc)} — is the daemon "
+                "running? set DOCKER_HOST or docker.pool.socket_path"
+            ),
+            retryable=True,
+            counts=True,
+        )
+    return Verdict(exc, retryable=False, counts=False)
+
+
+def _root_message(exc: BaseException) -> str:
+    cur: BaseException = exc
+    while True:
+        nxt = cur.__cause__ or cur.__context__
+        if nxt is None:
+            break
+        cur = nxt
+    for arg in getattr(cur, "args", ()):
+        if isinstance(arg, BaseException):
+            return _root_message(arg)
+    if isinstance(cur, FileNotFoundError):
+        return "no such socket"
+    if isinstance(cur, ConnectionRefusedError):
+        return "connection refused"
+    return str(cur) or cur.__class__.__name__

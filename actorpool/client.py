@@ -1,0 +1,61 @@
+"""Building docker-py clients from the configuration.
+
+Every connection actor and every stream actor owns one client made here, so
+TLS, API version and timeouts are decided in a single place.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import docker
+import docker.tls
+
+from actorpool.config import Config
+
+__all__ = ["make_client"]
+
+logger = logging.getLogger(__name__)
+
+
+def make_client(config: Config, *, timeout: float | None = None) -> docker.APIClient:
+    """Create a docker-py ``APIClient`` for ``config``'s daemon.
+
+    With ``api.version: auto`` the constructor asks the daemon for its version,
+    so it can raise when the daemon is down; callers treat that like any
+    failed call. TLS applies to ``tcp://`` hosts only: it verifies the server
+    when ``tls_verify`` is set or a CA certificate is given, and warns when a
+    tcp host is used without verification.
+
+    Args:
+        config: The pool's configuration.
+        timeout: Seconds for each request; default ``api.timeout``.
+    """
+    url = config.pool.socket_path
+    api = config.api
+    tls: docker.tls.TLSConfig | bool = False
+    if url.startswith("tcp://"):
+        verify = api.tls_verify or api.tls_ca_cert is not None
+        client_cert = (
+            (api.tls_client_cert, api.tls_client_key)
+            if api.tls_client_cert and api.tls_client_key
+            else None
+        )
+        if verify or client_cert:
+            tls = docker.tls.TLSConfig(
+                client_cert=client_cert, ca_cert=api.tls_ca_cert, verify=api.tls_ca_cert or verify
+            )
+            url = "https://" + url.removeprefix("tcp://")
+        if not verify:
+            logger.warning(
+                "talking to %s without TLS verification; set docker.api.tls_verify and "
+                "docker.api.tls_ca_cert to verify the daemon",
+                config.pool.socket_path,
+            )
+    return docker.APIClient(
+        base_url=url,
+        version=api.version,
+        timeout=api.timeout if timeout is None else timeout,
+        tls=tls,
+        max_pool_size=1,
+    )

@@ -1,0 +1,599 @@
+"""The configuration schema: frozen attrs classes loaded from YAML.
+
+Every option lives under the root key ``docker`` in one of seven sections
+(``pool``, ``api``, ``performance``, ``circuit_breaker``, ``rate_limit``,
+``monitoring``, ``streams``). Each section is a frozen attrs class whose
+validators raise :class:`~actorpool.errors.ConfigError` naming the full key
+path, the value and the rule, so ``attrs.evolve(cfg.pool, min_pool_size=0)``
+fails as clearly as a bad YAML file does. Durations are stored as float
+seconds; in YAML (and in ``evolve``) they may also be written ``"250ms"``,
+``"5s"``, ``"5m"`` or ``"1h"``.
+
+The top-level ``config.yaml`` of the repository lists every option with its
+default.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import attrs
+import yaml
+
+from actorpool.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_SOCKET",
+    "ApiConfig",
+    "CircuitBreakerConfig",
+    "Config",
+    "MonitoringConfig",
+    "PerformanceConfig",
+    "PoolConfig",
+    "RateLimitConfig",
+    "StreamsConfig",
+    "config_to_dict",
+    "load_config",
+    "normalize_socket_path",
+    "parse_duration",
+]
+
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+"""The daemon address used when neither the file nor ``DOCKER_HOST`` gives one."""
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h)?$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_API_VERSION = re.compile(r"^1\.\d{1,2}$")
+_METRIC_PREFIX = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_DURATION_RULE = "must be a duration such as '250ms', '5s', '5m', '1h' or a number of seconds"
+
+# YAML spellings accepted for a field under another name; both may be given only if equal.
+_ALIASES = {"pool": {"pool_size": "initial_pool_size", "retry_delay": "initial_retry_delay"}}
+
+_Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
+
+
+def _fail(key_path: str, rule: str, value: object) -> ConfigError:
+    return ConfigError(f"{key_path}: {rule}, got {_show(value)}")
+
+
+def _show(value: object) -> str:
+    # bool is an int subclass: saying so explains why `true` is refused for a count.
+    if isinstance(value, bool):
+        return f"{value!r} (a boolean)"
+    if isinstance(value, int | float | str) or value is None:
+        return repr(value)
+    return f"{value!r} (a {type(value).__name__})"
+
+
+def parse_duration(value: object, key_path: str) -> float:
+    """Parse a duration into float seconds.
+
+    Args:
+        value: A number of seconds (int or float, not bool) or a string such as
+            ``"250ms"``, ``"5s"``, ``"5m"``, ``"1h"`` (a bare numeric string is seconds).
+        key_path: The option being parsed, named in the error.
+
+    Raises:
+        ConfigError: ``value`` is not a finite, non-negative duration.
+    """
+    seconds: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
+        match = _DURATION.match(value.strip())
+        if match:
+            seconds = float(match[1]) * _UNIT_SECONDS[match[2] or "s"]
+    if seconds is None or not math.isfinite(seconds):
+        raise _fail(key_path, _DURATION_RULE, value)
+    if seconds < 0:
+        raise _fail(key_path, "must not be negative", value)
+    return seconds
+
+
+def normalize_socket_path(value: object, key_path: str) -> str:
+    """Normalise a daemon address to ``"unix:///abs/path"`` or ``"tcp://host:port"``.
+
+    Args:
+        value: An absolute socket path or a ``unix://`` / ``tcp://`` URL.
+        key_path: The option (or environment variable) being parsed, named in the error.
+
+    Raises:
+        ConfigError: Another scheme, a relative path, or a tcp URL without host and port.
+    """
+    rule = "must be an absolute unix socket path, 'unix:///abs/path' or 'tcp://host:port'"
+    if not isinstance(value, str) or not value:
+        raise _fail(key_path, rule, value)
+    path = value.removeprefix("unix://")
+    if path.startswith("/"):
+        # normpath keeps a leading "//" (POSIX allows it a meaning); a socket path never needs it.
+        return "unix:///" + os.path.normpath(path).lstrip("/")
+    if value.startswith("unix://"):
+        raise _fail(key_path, "the unix socket path must be absolute", value)
+    if value.startswith("tcp://"):
+        tcp_rule = "a tcp address must be exactly 'tcp://host:port'"
+        try:
+            url = urlsplit(value)
+            host, port = url.hostname, url.port
+        except ValueError:
+            raise _fail(key_path, tcp_rule, value) from None
+        if not host or port is None or url.path not in ("", "/") or url.query:
+            raise _fail(key_path, tcp_rule, value)
+        return f"tcp://[{host}]:{port}" if ":" in host else f"tcp://{host}:{port}"
+    raise _fail(key_path, rule, value)
+
+
+class _Section:
+    """Base of every section: knows its key path so validators can name it."""
+
+    _path: ClassVar[str]
+
+
+def _key(inst: _Section, attr: attrs.Attribute[Any]) -> str:
+    return f"{type(inst)._path}.{attr.name}"
+
+
+def _seconds(value: object) -> Any:
+    # Best effort only: the validator re-parses and raises with the key path.
+    try:
+        return parse_duration(value, "")
+    except ConfigError:
+        return value
+
+
+def _to_float(value: object) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _socket(value: object) -> Any:
+    try:
+        return normalize_socket_path(value, "")
+    except ConfigError:
+        return value
+
+
+def _duration(*, allow_zero: bool = False) -> _Validator:
+    def check(inst: _Section, attr: attrs.Attribute[Any], value: object) -> None:
+        seconds = parse_duration(value, _key(inst, attr))
+        if seconds == 0 and not allow_zero:
+            raise _fail(_key(inst, attr), "must be a positive duration", value)
+
+    return check
+
+
+def _integer(minimum: int) -> _Validator:
+    def check(inst: _Section, attr: attrs.Attribute[Any], value: object) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise _fail(_key(inst, attr), f"must be an integer >= {minimum}", value)
+
+    return check
+
+
+def _number(minimum: float, *, strict: bool = False) -> _Validator:
+    bound = f"> {minimum}" if strict else f">= {minimum}"
+
+    def check(inst: _Section, attr: attrs.Attribute[Any], value: object) -> None:
+        if (
+            not isinstance(value, float)
+            or not math.isfinite(value)
+            or (value <= minimum if strict else value < minimum)
+        ):
+            raise _fail(_key(inst, attr), f"must be a number {bound}", value)
+
+    return check
+
+
+def _boolean(inst: _Section, attr: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, bool):
+        raise _fail(_key(inst, attr), "must be true or false", value)
+
+
+def _one_of(*choices: str) -> _Validator:
+    def check(inst: _Section, attr: attrs.Attribute[Any], value: object) -> None:
+        if value not in choices or not isinstance(value, str):
+            raise _fail(_key(inst, attr), f"must be one of {', '.join(map(repr, choices))}", value)
+
+    return check
+
+
+def _socket_url(inst: _Section, attr: attrs.Attribute[Any], value: object) -> None:
+    normalize_socket_path(value, _key(inst, attr))
+
+
+def _api_version(inst: _Section, attr: attrs.Attribute[Any], value: object) -> None:
+    if isinstance(value, float):
+        # YAML reads `version: 1.40` as the float 1.4, which would silently mean 1.4.
+        raise _fail(
+            _key(inst, attr), 'must be a quoted string such as "1.40" (YAML read a float)', value
+        )
+    if not isinstance(value, str) or not (value == "auto" or _API_VERSION.match(value)):
+        raise _fail(_key(inst, attr), "must be 'auto' or an API version such as '1.40'", value)
+
+
+def _existing_file(inst: _Section, attr: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str) or not value:
+        raise _fail(_key(inst, attr), "must be a file path or null", value)
+    if not os.path.isfile(value):
+        raise _fail(_key(inst, attr), "must name an existing file (no such file)", value)
+
+
+def _listen(inst: _Section, attr: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or _split_listen(value) is None:
+        raise _fail(_key(inst, attr), "must be 'host:port' with a port in 0-65535", value)
+
+
+def _split_listen(value: str) -> tuple[str, int] | None:
+    host, sep, port = value.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        return None
+    return host, int(port)
+
+
+def _metric_prefix(inst: _Section, attr: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not _METRIC_PREFIX.match(value):
+        rule = "must be a Prometheus metric-name prefix (letters, digits, '_'; no leading digit)"
+        raise _fail(_key(inst, attr), rule, value)
+
+
+def _not_above(inst: _Section, low: str, high: str) -> None:
+    low_value, high_value = getattr(inst, low), getattr(inst, high)
+    if low_value > high_value:
+        path = type(inst)._path
+        rule = f"must be <= {path}.{high} ({high_value!r})"
+        raise _fail(f"{path}.{low}", rule, low_value)
+
+
+def _dur(default: float, *, allow_zero: bool = False) -> Any:
+    return attrs.field(
+        default=default, converter=_seconds, validator=_duration(allow_zero=allow_zero)
+    )
+
+
+@attrs.frozen
+class PoolConfig(_Section):
+    """``docker.pool``: how many connections, how they are checked, retried and replaced."""
+
+    _path: ClassVar[str] = "docker.pool"
+
+    socket_path: str = attrs.field(default=DEFAULT_SOCKET, converter=_socket, validator=_socket_url)
+    min_pool_size: int = attrs.field(default=5, validator=_integer(1))
+    max_pool_size: int = attrs.field(default=20, validator=_integer(1))
+    initial_pool_size: int = attrs.field(default=10, validator=_integer(1))
+    pool_growth_factor: float = attrs.field(
+        default=1.5, converter=_to_float, validator=_number(1.0)
+    )
+    health_check_interval: float = _dur(30.0)
+    health_check_timeout: float = _dur(10.0)
+    unhealthy_threshold: int = attrs.field(default=3, validator=_integer(1))
+    recovery_check_interval: float = _dur(60.0)
+    connection_timeout: float = _dur(30.0)
+    idle_timeout: float = _dur(300.0)
+    max_connection_age: float = _dur(3600.0)
+    connection_lifetime: float = _dur(7200.0)
+    max_retries: int = attrs.field(default=5, validator=_integer(0))
+    initial_retry_delay: float = _dur(1.0)
+    max_retry_delay: float = _dur(30.0)
+    retry_multiplier: float = attrs.field(default=2.0, converter=_to_float, validator=_number(1.0))
+    jitter: bool = attrs.field(default=True, validator=_boolean)
+    max_queue: int = attrs.field(default=1000, validator=_integer(0))
+    max_restarts: int = attrs.field(default=10, validator=_integer(0))
+    restart_window: float = _dur(60.0)
+
+    def __attrs_post_init__(self) -> None:
+        _not_above(self, "min_pool_size", "max_pool_size")
+        _not_above(self, "min_pool_size", "initial_pool_size")
+        _not_above(self, "initial_pool_size", "max_pool_size")
+        _not_above(self, "initial_retry_delay", "max_retry_delay")
+
+    @property
+    def is_tcp(self) -> bool:
+        """Whether the daemon is reached over TCP (the only case where TLS applies)."""
+        return self.socket_path.startswith("tcp://")
+
+
+@attrs.frozen
+class ApiConfig(_Section):
+    """``docker.api``: API version, per-request timeout and TLS for tcp hosts."""
+
+    _path: ClassVar[str] = "docker.api"
+
+    version: str = attrs.field(default="1.40", validator=_api_version)
+    timeout: float = _dur(30.0)
+    tls_verify: bool = attrs.field(default=False, validator=_boolean)
+    tls_ca_cert: str | None = attrs.field(default=None, validator=_existing_file)
+    tls_client_cert: str | None = attrs.field(default=None, validator=_existing_file)
+    tls_client_key: str | None = attrs.field(default=None, validator=_existing_file)
+
+    def __attrs_post_init__(self) -> None:
+        if (self.tls_client_cert is None) != (self.tls_client_key is None):
+            given = "tls_client_cert" if self.tls_client_key is None else "tls_client_key"
+            missing = "tls_client_key" if given == "tls_client_cert" else "tls_client_cert"
+            rule = f"needs {self._path}.{missing} too (a client certificate comes with its key)"
+            raise _fail(f"{self._path}.{given}", rule, getattr(self, given))
+
+    @property
+    def uses_tls(self) -> bool:
+        """Whether any TLS option is set."""
+        files = (self.tls_ca_cert, self.tls_client_cert, self.tls_client_key)
+        return self.tls_verify or any(f is not None for f in files)
+
+
+@attrs.frozen
+class PerformanceConfig(_Section):
+    """``docker.performance``: stream limits and socket tuning."""
+
+    _path: ClassVar[str] = "docker.performance"
+
+    max_concurrent_streams: int = attrs.field(default=100, validator=_integer(1))
+    buffer_size: int = attrs.field(default=65536, validator=_integer(1))
+    keep_alive: bool = attrs.field(default=True, validator=_boolean)
+    tcp_keep_alive: float = _dur(7200.0)
+
+
+@attrs.frozen
+class CircuitBreakerConfig(_Section):
+    """``docker.circuit_breaker``: per-connection breaker thresholds."""
+
+    _path: ClassVar[str] = "docker.circuit_breaker"
+
+    enabled: bool = attrs.field(default=True, validator=_boolean)
+    failure_threshold: int = attrs.field(default=5, validator=_integer(1))
+    success_threshold: int = attrs.field(default=3, validator=_integer(1))
+    timeout: float = _dur(60.0)
+    half_open_max_calls: int = attrs.field(default=10, validator=_integer(1))
+
+
+@attrs.frozen
+class RateLimitConfig(_Section):
+    """``docker.rate_limit``: a token bucket in front of the pool."""
+
+    _path: ClassVar[str] = "docker.rate_limit"
+
+    enabled: bool = attrs.field(default=True, validator=_boolean)
+    requests_per_second: float = attrs.field(
+        default=100.0, converter=_to_float, validator=_number(0.0, strict=True)
+    )
+    burst_size: int = attrs.field(default=20, validator=_integer(1))
+
+
+@attrs.frozen
+class MonitoringConfig(_Section):
+    """``docker.monitoring``: the Prometheus endpoint."""
+
+    _path: ClassVar[str] = "docker.monitoring"
+
+    enabled: bool = attrs.field(default=True, validator=_boolean)
+    metrics_interval: float = _dur(15.0)
+    detailed_metrics: bool = attrs.field(default=True, validator=_boolean)
+    listen: str = attrs.field(default="127.0.0.1:9323", validator=_listen)
+    namespace: str = attrs.field(default="docker", validator=_metric_prefix)
+
+    @property
+    def listen_address(self) -> tuple[str, int]:
+        """``listen`` as ``(host, port)``, IPv6 brackets removed (for ``start_http_server``)."""
+        address = _split_listen(self.listen)
+        assert address is not None  # checked by the validator
+        return address
+
+
+@attrs.frozen
+class StreamsConfig(_Section):
+    """``docker.streams``: log and event streams, their buffers and reconnects."""
+
+    _path: ClassVar[str] = "docker.streams"
+
+    subscriber_buffer: int = attrs.field(default=64, validator=_integer(1))
+    overflow_policy: str = attrs.field(default="block", validator=_one_of("block", "drop_oldest"))
+    max_line_size: int = attrs.field(default=1048576, validator=_integer(1))
+    batch_max_lines: int = attrs.field(default=1000, validator=_integer(1))
+    batch_max_delay: float = _dur(0.05, allow_zero=True)
+    reconnect_initial_delay: float = _dur(0.1)
+    reconnect_max_delay: float = _dur(5.0)
+    give_up_after: float = _dur(300.0)
+    resume_tail: int = attrs.field(default=10000, validator=_integer(1))
+
+    def __attrs_post_init__(self) -> None:
+        _not_above(self, "reconnect_initial_delay", "reconnect_max_delay")
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "pool": PoolConfig,
+    "api": ApiConfig,
+    "performance": PerformanceConfig,
+    "circuit_breaker": CircuitBreakerConfig,
+    "rate_limit": RateLimitConfig,
+    "monitoring": MonitoringConfig,
+    "streams": StreamsConfig,
+}
+
+
+def _section(cls: type[_Section]) -> _Validator:
+    def check(inst: _Section, attr: attrs.Attribute[Any], value: object) -> None:
+        if not isinstance(value, cls):
+            raise _fail(_key(inst, attr), f"must be a {cls.__name__}", value)
+
+    return check
+
+
+@attrs.frozen
+class Config(_Section):
+    """The whole configuration (root key ``docker``).
+
+    ``Config()`` is the documented defaults, environment ignored;
+    :meth:`default` and :func:`load_config` also honour ``DOCKER_HOST``.
+    """
+
+    _path: ClassVar[str] = "docker"
+
+    pool: PoolConfig = attrs.field(factory=PoolConfig, validator=_section(PoolConfig))
+    api: ApiConfig = attrs.field(factory=ApiConfig, validator=_section(ApiConfig))
+    performance: PerformanceConfig = attrs.field(
+        factory=PerformanceConfig, validator=_section(PerformanceConfig)
+    )
+    circuit_breaker: CircuitBreakerConfig = attrs.field(
+        factory=CircuitBreakerConfig, validator=_section(CircuitBreakerConfig)
+    )
+    rate_limit: RateLimitConfig = attrs.field(
+        factory=RateLimitConfig, validator=_section(RateLimitConfig)
+    )
+    monitoring: MonitoringConfig = attrs.field(
+        factory=MonitoringConfig, validator=_section(MonitoringConfig)
+    )
+    streams: StreamsConfig = attrs.field(factory=StreamsConfig, validator=_section(StreamsConfig))
+
+    def __attrs_post_init__(self) -> None:
+        if self.api.uses_tls and not self.pool.is_tcp:
+            set_ = [a.name for a in attrs.fields(ApiConfig) if a.name.startswith("tls_")]
+            name = next(n for n in set_ if getattr(self.api, n) not in (None, False))
+            rule = (
+                f"TLS applies only to tcp:// hosts but docker.pool.socket_path is "
+                f"{self.pool.socket_path!r}; remove the TLS options or use tcp://host:port"
+            )
+            raise _fail(f"docker.api.{name}", rule, getattr(self.api, name))
+
+    @classmethod
+    def default(cls, *, environ: Mapping[str, str] | None = None) -> Config:
+        """The defaults, with ``socket_path`` taken from ``DOCKER_HOST`` when that is set."""
+        return cls.from_mapping({}, environ=environ)
+
+    @classmethod
+    def from_mapping(
+        cls, data: Mapping[str, Any] | None, *, environ: Mapping[str, str] | None = None
+    ) -> Config:
+        """Build and validate a configuration from parsed YAML.
+
+        Args:
+            data: The whole document, ``{"docker": {section: {key: value}}}``;
+                ``None`` or ``{}`` gives the defaults.
+            environ: Where to read ``DOCKER_HOST`` (defaults to ``os.environ``); it
+                applies only when ``docker.pool.socket_path`` is not given.
+
+        Raises:
+            ConfigError: Anything is unknown, of the wrong type or out of range.
+        """
+        environ = os.environ if environ is None else environ
+        root = _mapping(data, "the configuration root")
+        _check_keys(root, ["docker"], "the configuration root", "")
+        docker = _mapping(root.get("docker"), "docker")
+        _check_keys(docker, list(_SECTIONS), "docker", "docker.")
+        sections: dict[str, Any] = {}
+        for name, section_cls in _SECTIONS.items():
+            values = dict(_mapping(docker.get(name), f"docker.{name}"))
+            aliases = _ALIASES.get(name, {})
+            valid = [a.name for a in attrs.fields(section_cls)] + list(aliases)
+            _check_keys(values, valid, f"docker.{name}", f"docker.{name}.")
+            _resolve_aliases(values, aliases, f"docker.{name}")
+            if name == "pool" and "socket_path" not in values and environ.get("DOCKER_HOST"):
+                where = "DOCKER_HOST (used as docker.pool.socket_path)"
+                values["socket_path"] = normalize_socket_path(environ["DOCKER_HOST"], where)
+            sections[name] = section_cls(**values)
+        return cls(**sections)
+
+
+def _mapping(value: object, what: str) -> Mapping[Any, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise _fail(what, "must be a mapping of keys to values", value)
+    return value
+
+
+def _check_keys(values: Mapping[Any, Any], valid: list[str], what: str, prefix: str) -> None:
+    for key in values:
+        if key in valid:
+            continue
+        close = difflib.get_close_matches(str(key), valid, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"valid keys: {', '.join(valid)}"
+        raise ConfigError(f"{prefix}{key}: unknown key in {what}; {hint}")
+
+
+def _resolve_aliases(values: dict[Any, Any], aliases: Mapping[str, str], path: str) -> None:
+    for alias, name in aliases.items():
+        if alias not in values:
+            continue
+        value = values.pop(alias)
+        if name in values and _comparable(values[name], name) != _comparable(value, name):
+            raise ConfigError(
+                f"{path}.{alias}: is an alias of {path}.{name} and both are set to different "
+                f"values ({value!r} and {values[name]!r}); keep only one"
+            )
+        values.setdefault(name, value)
+
+
+def _comparable(value: object, name: str) -> object:
+    return _seconds(value) if name.endswith("_delay") else value
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses duplicate keys (PyYAML silently keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                mark = key_node.start_mark
+                raise ConfigError(
+                    f"duplicate key {key!r} at line {mark.line + 1}, column {mark.column + 1}; "
+                    "keep only one"
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] | None = None
+) -> Config:
+    """Load a YAML configuration file; no path (or an empty file) gives the defaults.
+
+    Args:
+        path: The YAML file, or ``None`` for the defaults.
+        environ: Where to read ``DOCKER_HOST`` (defaults to ``os.environ``).
+
+    Raises:
+        ConfigError: The file is missing, unreadable, not valid YAML or not a valid
+            configuration; the message starts with the file name.
+    """
+    if path is None:
+        return Config.default(environ=environ)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the configuration file: {exc}") from exc
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no arbitrary objects
+        return Config.from_mapping(data, environ=environ)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: invalid YAML{where}: {exc.problem or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    """The effective configuration as plain YAML-dumpable data under ``docker``.
+
+    Durations are float seconds; TLS options are the paths, never the files' contents.
+    ``Config.from_mapping(config_to_dict(c)) == c``.
+    """
+    return {
+        "docker": {name: attrs.asdict(getattr(config, name), recurse=False) for name in _SECTIONS}
+    }

@@ -1,0 +1,115 @@
+"""Typed errors raised by actorpool.
+
+Every error derives from :class:`ActorPoolError` so a caller can catch the
+whole family in one place, and every message says what failed and what to do
+about it. Errors are plain exceptions holding plain data (no docker-py object
+bound to a client), so they can cross actor boundaries and be pickled.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ActorPoolError",
+    "BadRequest",
+    "ConfigError",
+    "Conflict",
+    "DockerError",
+    "DockerUnavailable",
+    "NoHealthyConnections",
+    "NotFound",
+    "PoolExhausted",
+    "PoolStopped",
+    "RateLimited",
+    "RequestTimeout",
+    "RetriesExhausted",
+    "StreamError",
+    "TooManyStreams",
+    "UnknownMessage",
+]
+
+
+class ActorPoolError(Exception):
+    """Base class of every error actorpool raises on purpose."""
+
+
+class ConfigError(ActorPoolError, ValueError):
+    """The configuration is invalid; the message names the key path, the value and the rule."""
+
+
+class UnknownMessage(ActorPoolError, TypeError):
+    """An actor received a message it does not understand.
+
+    Raised to the sender (never kills the actor) so a typo in a pipeline is a
+    clear error instead of a silent hang.
+    """
+
+
+class DockerError(ActorPoolError):
+    """The Docker daemon answered with an HTTP error.
+
+    Attributes:
+        status: The HTTP status code the daemon returned, or ``None``.
+        explanation: The daemon's own explanation of the error.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, explanation: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.explanation = explanation
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_docker_error, (type(self), str(self), self.status, self.explanation))
+
+
+def _rebuild_docker_error(
+    cls: type[DockerError], message: str, status: int | None, explanation: str
+) -> DockerError:
+    return cls(message, status=status, explanation=explanation)
+
+
+class NotFound(DockerError):
+    """The object (container, image, ...) does not exist. Never retried."""
+
+
+class Conflict(DockerError):
+    """The daemon refused the call because of the object's state (HTTP 409). Never retried."""
+
+
+class BadRequest(DockerError):
+    """The daemon rejected the request as malformed (any other 4xx). Never retried."""
+
+
+class DockerUnavailable(ActorPoolError):
+    """The Docker daemon cannot be reached (no socket, refused, reset, unreachable host)."""
+
+
+class RequestTimeout(ActorPoolError, TimeoutError):
+    """The request's deadline passed before the daemon answered."""
+
+
+class RetriesExhausted(ActorPoolError):
+    """Every retry of a retryable failure failed; ``__cause__`` holds the last failure."""
+
+
+class NoHealthyConnections(ActorPoolError):
+    """No connection is healthy with a breaker that admits the call; the pool fails fast."""
+
+
+class PoolExhausted(ActorPoolError):
+    """``docker.pool.max_queue`` requests are already waiting for a connection."""
+
+
+class PoolStopped(ActorPoolError):
+    """The pool was stopped (or is stopping) before the request could be answered."""
+
+
+class RateLimited(ActorPoolError):
+    """The rate limiter cannot admit the request before its deadline."""
+
+
+class TooManyStreams(ActorPoolError):
+    """``docker.performance.max_concurrent_streams`` streams are already open."""
+
+
+class StreamError(ActorPoolError):
+    """A log or event stream failed for good (it gave up reconnecting)."""

@@ -1,0 +1,414 @@
+"""The messages users send to the router, and the plain-data replies they get.
+
+Every message is a frozen attrs class validated at construction, so a wrong
+type or value fails in the caller's thread with a clear error instead of
+inside an actor. Requests know how to run themselves on a docker-py
+``APIClient`` (:meth:`Request.execute`); only a connection actor ever calls
+that, with the client it owns. Replies are the Docker API's JSON (dicts and
+lists) or frozen attrs records: nothing in a reply refers to a client.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import attrs
+from attrs import validators as v
+
+if TYPE_CHECKING:
+    from docker import APIClient
+    from pykka import ActorRef
+
+__all__ = [
+    "ConnectionStatus",
+    "ContainerLogs",
+    "ContainerStats",
+    "DockerEvent",
+    "Execute",
+    "FollowContainers",
+    "Info",
+    "InspectContainer",
+    "ListContainers",
+    "ListImages",
+    "LogChunk",
+    "LogLine",
+    "LogStreamEnded",
+    "LogStreamError",
+    "Ping",
+    "PoolStatus",
+    "PoolStatusReport",
+    "Request",
+    "SubscribeEvents",
+    "SubscribeLogs",
+    "Subscription",
+    "Unsubscribe",
+    "Version",
+]
+
+# A container reference: a full or short hex id, or a name as Docker allows it.
+_CONTAINER_REF = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$")
+
+
+def _positive_timeout(_inst: object, attr: attrs.Attribute[Any], value: float | None) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        msg = f"{attr.name} must be a positive number of seconds or None, got {value!r}"
+        raise ValueError(msg)
+
+
+def _container_ref(_inst: object, attr: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not _CONTAINER_REF.match(value):
+        msg = (
+            f"{attr.name} must be a container id or name (letters, digits, '_', '.', '-'), "
+            f"got {value!r}"
+        )
+        raise ValueError(msg)
+
+
+def _filters(_inst: object, attr: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        msg = f"{attr.name} must be a mapping of filter name to value(s), got {value!r}"
+        raise ValueError(msg)
+
+
+def _freeze_filters(value: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    # Lists inside filters are turned into tuples so the message stays immutable.
+    if value is None or not isinstance(value, Mapping):
+        return value
+    return {k: tuple(x) if isinstance(x, list) else x for k, x in value.items()}
+
+
+def _plain_filters(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    return {k: list(x) if isinstance(x, tuple) else x for k, x in value.items()}
+
+
+def _tail(_inst: object, attr: attrs.Attribute[Any], value: object) -> None:
+    if value == "all" or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+        return
+    msg = f"{attr.name} must be 'all' or a non-negative number of lines, got {value!r}"
+    raise ValueError(msg)
+
+
+def _since(_inst: object, attr: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        msg = (
+            f"{attr.name} must be None, a Unix time in seconds or 'seconds.nanoseconds', "
+            f"got {value!r}"
+        )
+        raise ValueError(msg)
+
+
+def _actor_ref(_inst: object, attr: attrs.Attribute[Any], value: object) -> None:
+    if not (hasattr(value, "tell") and hasattr(value, "actor_inbox")):
+        msg = f"{attr.name} must be a pykka ActorRef (the subscriber actor), got {value!r}"
+        raise ValueError(msg)
+
+
+@attrs.frozen
+class Request:
+    """Base of every request the router runs on a pooled connection.
+
+    Attributes:
+        timeout: The request's deadline in seconds from when the router gets it;
+            ``None`` means ``docker.api.timeout``. Retries never go past it.
+    """
+
+    operation: ClassVar[str] = "request"
+    timeout: float | None = attrs.field(default=None, validator=_positive_timeout, kw_only=True)
+
+    def execute(self, client: APIClient) -> Any:
+        """Run the request on ``client``; called only by the connection actor that owns it."""
+        raise NotImplementedError
+
+
+@attrs.frozen
+class Ping(Request):
+    """Check that the daemon answers. Replies ``True``."""
+
+    operation: ClassVar[str] = "ping"
+
+    def execute(self, client: APIClient) -> bool:
+        return bool(client.ping())
+
+
+@attrs.frozen
+class Version(Request):
+    """The daemon's version record (``GET /version``)."""
+
+    operation: ClassVar[str] = "version"
+
+    def execute(self, client: APIClient) -> dict[str, Any]:
+        return dict(client.version())
+
+
+@attrs.frozen
+class Info(Request):
+    """System-wide information (``GET /info``)."""
+
+    operation: ClassVar[str] = "info"
+
+    def execute(self, client: APIClient) -> dict[str, Any]:
+        return dict(client.info())
+
+
+@attrs.frozen
+class ListContainers(Request):
+    """List containers (``GET /containers/json``).
+
+    Attributes:
+        all: Include stopped containers.
+        filters: Docker filters, e.g. ``{"label": ["app=web"], "status": "running"}``.
+        limit: Return at most this many of the most recent containers.
+    """
+
+    operation: ClassVar[str] = "list_containers"
+    all: bool = attrs.field(default=False, validator=v.instance_of(bool))
+    filters: Mapping[str, Any] | None = attrs.field(
+        default=None, converter=_freeze_filters, validator=_filters
+    )
+    limit: int | None = attrs.field(
+        default=None, validator=v.optional([v.instance_of(int), v.gt(0)])
+    )
+
+    def execute(self, client: APIClient) -> list[dict[str, Any]]:
+        return list(
+            client.containers(
+                all=self.all, filters=_plain_filters(self.filters), limit=self.limit or -1
+            )
+        )
+
+
+@attrs.frozen
+class InspectContainer(Request):
+    """One container's full record (``GET /containers/{id}/json``)."""
+
+    operation: ClassVar[str] = "inspect_container"
+    container: str = attrs.field(validator=_container_ref)
+
+    def execute(self, client: APIClient) -> dict[str, Any]:
+        return dict(client.inspect_container(self.container))
+
+
+@attrs.frozen
+class ContainerStats(Request):
+    """One resource-usage sample of a container (the daemon takes 1-2 s to answer)."""
+
+    operation: ClassVar[str] = "container_stats"
+    container: str = attrs.field(validator=_container_ref)
+
+    def execute(self, client: APIClient) -> dict[str, Any]:
+        return dict(client.stats(self.container, stream=False))
+
+
+@attrs.frozen
+class ContainerLogs(Request):
+    """A container's logs so far, without following. Replies a tuple of :class:`LogLine`.
+
+    Attributes:
+        since: Only lines at or after this time: Unix seconds, or the daemon's exact
+            ``"seconds.nanoseconds"`` string.
+        until: Only lines before this time, same forms as ``since``.
+        tail: ``"all"`` or the number of last lines.
+        timestamps: Ask the daemon for timestamps (``LogLine.timestamp`` is 0 without).
+    """
+
+    operation: ClassVar[str] = "container_logs"
+    container: str = attrs.field(validator=_container_ref)
+    stdout: bool = attrs.field(default=True, validator=v.instance_of(bool))
+    stderr: bool = attrs.field(default=True, validator=v.instance_of(bool))
+    timestamps: bool = attrs.field(default=True, validator=v.instance_of(bool))
+    since: float | str | None = attrs.field(default=None, validator=_since)
+    until: float | str | None = attrs.field(default=None, validator=_since)
+    tail: int | Literal["all"] = attrs.field(default="all", validator=_tail)
+
+    def execute(self, client: APIClient) -> tuple[LogLine, ...]:
+        from actorpool.logread import read_logs
+
+        lines: tuple[LogLine, ...] = read_logs(client, self)
+        return lines
+
+
+@attrs.frozen
+class ListImages(Request):
+    """List images (``GET /images/json``)."""
+
+    operation: ClassVar[str] = "list_images"
+    all: bool = attrs.field(default=False, validator=v.instance_of(bool))
+
+    def execute(self, client: APIClient) -> list[dict[str, Any]]:
+        return list(client.images(all=self.all))
+
+
+@attrs.frozen
+class Execute(Request):
+    """Run ``fn(api_client)`` on a pooled connection under the pool's retry and breaker rules.
+
+    For calls the message set does not cover. ``fn`` runs in the connection
+    actor's thread and must return plain data: never the client, nor a stream
+    or object bound to it.
+    """
+
+    operation: ClassVar[str] = "execute"
+    fn: Callable[[APIClient], Any] = attrs.field(validator=v.is_callable())
+
+    def execute(self, client: APIClient) -> Any:
+        return self.fn(client)
+
+
+@attrs.frozen
+class PoolStatus:
+    """Ask the router for a :class:`PoolStatusReport`. Answered by the router itself."""
+
+
+@attrs.frozen
+class ConnectionStatus:
+    """One pooled connection as the router sees it."""
+
+    id: str
+    healthy: bool
+    breaker: str
+    in_use: bool
+    usage_count: int
+    age: float
+    last_used: float | None
+    consecutive_failures: int
+
+
+@attrs.frozen
+class PoolStatusReport:
+    """The pool as a whole: reply to :class:`PoolStatus`."""
+
+    connections: tuple[ConnectionStatus, ...]
+    size: int
+    min_size: int
+    max_size: int
+    healthy: int
+    queue_length: int
+    restarts: int
+    degraded: bool
+    streams: int = 0
+    extra: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+# --- log streams and events ---------------------------------------------------------------
+
+
+@attrs.frozen
+class LogLine:
+    """One log line.
+
+    Attributes:
+        stream: ``"stdout"`` or ``"stderr"``.
+        timestamp: The daemon's timestamp in nanoseconds since the epoch (0 when unknown).
+        data: The line's bytes without the trailing newline.
+        truncated: True when the line was longer than ``streams.max_line_size`` and was cut.
+    """
+
+    stream: Literal["stdout", "stderr"]
+    timestamp: int
+    data: bytes
+    truncated: bool = False
+
+    @property
+    def text(self) -> str:
+        """The line decoded as UTF-8, bad bytes replaced."""
+        return self.data.decode("utf-8", "replace")
+
+
+@attrs.frozen
+class LogChunk:
+    """A batch of consecutive lines of one container, sent to a subscriber."""
+
+    container_id: str
+    lines: tuple[LogLine, ...]
+    subscription_id: str = ""
+
+
+@attrs.frozen
+class LogStreamEnded:
+    """The stream ended for good; ``reason`` is exited, removed, unsubscribed or pool stopped."""
+
+    container_id: str
+    reason: str
+    subscription_id: str = ""
+
+
+@attrs.frozen
+class LogStreamError:
+    """The stream gave up (e.g. the daemon stayed unreachable); ``error`` says why."""
+
+    container_id: str
+    error: str
+    subscription_id: str = ""
+
+
+@attrs.frozen
+class DockerEvent:
+    """One event from the daemon's event stream."""
+
+    type: str
+    action: str
+    id: str
+    attributes: Mapping[str, str]
+    time_ns: int
+
+
+@attrs.frozen
+class Subscription:
+    """Reply to a subscribe request: keep ``id`` to unsubscribe."""
+
+    id: str
+    kind: str
+    target: str = ""
+
+
+@attrs.frozen
+class SubscribeLogs:
+    """Follow one container's logs and send them to ``subscriber`` as :class:`LogChunk`."""
+
+    container: str = attrs.field(validator=_container_ref)
+    subscriber: ActorRef[Any] = attrs.field(validator=_actor_ref)
+    stdout: bool = attrs.field(default=True, validator=v.instance_of(bool))
+    stderr: bool = attrs.field(default=True, validator=v.instance_of(bool))
+    since: float | str | None = attrs.field(default=None, validator=_since)
+    tail: int | Literal["all"] = attrs.field(default="all", validator=_tail)
+    follow: bool = attrs.field(default=True, validator=v.instance_of(bool))
+
+
+@attrs.frozen
+class Unsubscribe:
+    """Stop a subscription; its subscriber gets ``LogStreamEnded(reason="unsubscribed")``."""
+
+    subscription_id: str = attrs.field(validator=v.instance_of(str))
+
+
+@attrs.frozen
+class SubscribeEvents:
+    """Send the daemon's events matching ``filters`` to ``subscriber`` as :class:`DockerEvent`."""
+
+    subscriber: ActorRef[Any] = attrs.field(validator=_actor_ref)
+    filters: Mapping[str, Any] | None = attrs.field(
+        default=None, converter=_freeze_filters, validator=_filters
+    )
+
+
+@attrs.frozen
+class FollowContainers:
+    """Follow the logs of every running container matching ``filters``, now and later."""
+
+    subscriber: ActorRef[Any] = attrs.field(validator=_actor_ref)
+    filters: Mapping[str, Any] | None = attrs.field(
+        default=None, converter=_freeze_filters, validator=_filters
+    )
+    stdout: bool = attrs.field(default=True, validator=v.instance_of(bool))
+    stderr: bool = attrs.field(default=True, validator=v.instance_of(bool))
+    tail: int | Literal["all"] = attrs.field(default="all", validator=_tail)

@@ -1,0 +1,666 @@
+"""Tests of actorpool.config: defaults, loading, normalisation and every error message.
+
+Pure configuration: no Docker daemon is needed.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from actorpool.config import (
+    ApiConfig,
+    CircuitBreakerConfig,
+    Config,
+    MonitoringConfig,
+    PerformanceConfig,
+    PoolConfig,
+    RateLimitConfig,
+    StreamsConfig,
+    config_to_dict,
+    load_config,
+    normalize_socket_path,
+    parse_duration,
+)
+from actorpool.errors import ConfigError
+
+REPO_CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
+NO_ENV: dict[str, str] = {}
+
+# The defaults as docs/INTERFACES.md documents them, written out by hand on purpose.
+DOCUMENTED: dict[str, dict[str, Any]] = {
+    "pool": {
+        "socket_path": "unix:///var/run/docker.sock",
+        "min_pool_size": 5,
+        "max_pool_size": 20,
+        "initial_pool_size": 10,
+        "pool_growth_factor": 1.5,
+        "health_check_interval": 30.0,
+        "health_check_timeout": 10.0,
+        "unhealthy_threshold": 3,
+        "recovery_check_interval": 60.0,
+        "connection_timeout": 30.0,
+        "idle_timeout": 300.0,
+        "max_connection_age": 3600.0,
+        "connection_lifetime": 7200.0,
+        "max_retries": 5,
+        "initial_retry_delay": 1.0,
+        "max_retry_delay": 30.0,
+        "retry_multiplier": 2.0,
+        "jitter": True,
+        "max_queue": 1000,
+        "max_restarts": 10,
+        "restart_window": 60.0,
+    },
+    "api": {
+        "version": "1.40",
+        "timeout": 30.0,
+        "tls_verify": False,
+        "tls_ca_cert": None,
+        "tls_client_cert": None,
+        "tls_client_key": None,
+    },
+    "performance": {
+        "max_concurrent_streams": 100,
+        "buffer_size": 65536,
+        "keep_alive": True,
+        "tcp_keep_alive": 7200.0,
+    },
+    "circuit_breaker": {
+        "enabled": True,
+        "failure_threshold": 5,
+        "success_threshold": 3,
+        "timeout": 60.0,
+        "half_open_max_calls": 10,
+    },
+    "rate_limit": {"enabled": True, "requests_per_second": 100.0, "burst_size": 20},
+    "monitoring": {
+        "enabled": True,
+        "metrics_interval": 15.0,
+        "detailed_metrics": True,
+        "listen": "127.0.0.1:9323",
+        "namespace": "docker",
+    },
+    "streams": {
+        "subscriber_buffer": 64,
+        "overflow_policy": "block",
+        "max_line_size": 1048576,
+        "batch_max_lines": 1000,
+        "batch_max_delay": 0.05,
+        "reconnect_initial_delay": 0.1,
+        "reconnect_max_delay": 5.0,
+        "give_up_after": 300.0,
+        "resume_tail": 10000,
+    },
+}
+
+
+def docker(**sections: Any) -> dict[str, Any]:
+    return {"docker": sections}
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# --- defaults ---------------------------------------------------------------------------------
+
+
+def test_defaults_equal_the_documented_ones() -> None:
+    assert config_to_dict(Config()) == {"docker": DOCUMENTED}
+
+
+def test_default_types_are_exact() -> None:
+    # 30.0 == 30 in Python, so the equality above cannot tell a float duration from an int.
+    actual = config_to_dict(Config())["docker"]
+    for name, section in DOCUMENTED.items():
+        for key, value in section.items():
+            assert type(actual[name][key]) is type(value), f"{name}.{key}"
+
+
+@pytest.mark.parametrize(
+    "text", ["", "\n", "# only a comment\n", "docker:\n", "docker: {}\n", "docker:\n  pool:\n"]
+)
+def test_empty_documents_give_defaults(tmp_path: Path, text: str) -> None:
+    assert load_config(write(tmp_path, text), environ=NO_ENV) == Config()
+
+
+def test_no_path_gives_defaults() -> None:
+    assert load_config(environ=NO_ENV) == Config()
+    assert Config.default(environ=NO_ENV) == Config()
+    assert Config.from_mapping(None, environ=NO_ENV) == Config()
+
+
+def test_repo_config_yaml_loads_to_the_defaults() -> None:
+    assert load_config(REPO_CONFIG, environ=NO_ENV) == Config()
+
+
+def test_repo_config_yaml_lists_every_option_with_a_comment() -> None:
+    listed: dict[str, dict[str, bool]] = {}
+    section = ""
+    for line in REPO_CONFIG.read_text(encoding="utf-8").splitlines():
+        if header := re.match(r"^  (\w+):\s*$", line):
+            section = header[1]
+            listed[section] = {}
+        # socket_path is listed commented out so that DOCKER_HOST keeps applying.
+        elif option := re.match(r"^    (?:# )?(\w+): \S", line):
+            assert option[1] not in listed[section], f"{section}.{option[1]} listed twice"
+            listed[section][option[1]] = "  # " in line or option[1] == "socket_path"
+    assert {name: list(keys) for name, keys in listed.items()} == {
+        name: list(keys) for name, keys in DOCUMENTED.items()
+    }
+    assert all(all(keys.values()) for keys in listed.values()), "an option has no comment"
+
+
+# --- DOCKER_HOST and socket_path --------------------------------------------------------------
+
+
+def test_docker_host_applies_when_the_file_does_not_set_socket_path(tmp_path: Path) -> None:
+    env = {"DOCKER_HOST": "tcp://10.0.0.1:2375"}
+    assert load_config(environ=env).pool.socket_path == "tcp://10.0.0.1:2375"
+    cfg = load_config(write(tmp_path, "docker:\n  pool:\n    max_retries: 1\n"), environ=env)
+    assert cfg.pool.socket_path == "tcp://10.0.0.1:2375"
+
+
+def test_docker_host_is_ignored_when_the_file_sets_socket_path(tmp_path: Path) -> None:
+    env = {"DOCKER_HOST": "tcp://10.0.0.1:2375"}
+    cfg = load_config(
+        write(tmp_path, "docker:\n  pool:\n    socket_path: /run/d.sock\n"), environ=env
+    )
+    assert cfg.pool.socket_path == "unix:///run/d.sock"
+
+
+def test_empty_docker_host_means_unset() -> None:
+    assert (
+        Config.default(environ={"DOCKER_HOST": ""}).pool.socket_path
+        == "unix:///var/run/docker.sock"
+    )
+
+
+def test_environ_defaults_to_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///tmp/x/docker.sock")
+    assert load_config().pool.socket_path == "unix:///tmp/x/docker.sock"
+    monkeypatch.delenv("DOCKER_HOST")
+    assert load_config().pool.socket_path == "unix:///var/run/docker.sock"
+
+
+def test_a_bad_docker_host_is_named_in_the_error() -> None:
+    with pytest.raises(
+        ConfigError, match=r"^DOCKER_HOST \(used as docker.pool.socket_path\): .*ssh"
+    ):
+        Config.default(environ={"DOCKER_HOST": "ssh://me@host"})
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("/var/run/docker.sock", "unix:///var/run/docker.sock"),
+        ("unix:///var/run/docker.sock", "unix:///var/run/docker.sock"),
+        ("/tmp/a/../b//docker.sock", "unix:///tmp/b/docker.sock"),
+        ("tcp://127.0.0.1:2375", "tcp://127.0.0.1:2375"),
+        ("tcp://Docker.Example:2376/", "tcp://docker.example:2376"),
+        ("tcp://[::1]:2375", "tcp://[::1]:2375"),
+        ("unix:////run//docker.sock", "unix:///run/docker.sock"),
+    ],
+)
+def test_socket_path_is_normalised_to_a_url(given: str, expected: str) -> None:
+    assert normalize_socket_path(given, "k") == expected
+    assert Config.from_mapping(docker(pool={"socket_path": given})).pool.socket_path == expected
+
+
+# --- durations --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "seconds"),
+    [
+        ("250ms", 0.25),
+        ("5s", 5.0),
+        ("5m", 300.0),
+        ("1h", 3600.0),
+        ("2h", 7200.0),
+        ("1.5s", 1.5),
+        (" 10 s ", 10.0),
+        ("7", 7.0),
+        (3, 3.0),
+        (0.05, 0.05),
+        (0, 0.0),
+    ],
+)
+def test_parse_duration(given: object, seconds: float) -> None:
+    result = parse_duration(given, "k")
+    assert result == seconds
+    assert type(result) is float
+
+
+@given(st.integers(min_value=0, max_value=10**6), st.sampled_from(["ms", "s", "m", "h"]))
+def test_duration_units_round_trip(number: int, unit: str) -> None:
+    factor = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
+    assert parse_duration(f"{number}{unit}", "k") == number * factor
+
+
+@given(st.floats(min_value=0.001, max_value=1e7, allow_nan=False))
+def test_durations_round_trip_through_config_to_dict(seconds: float) -> None:
+    cfg = attrs.evolve(Config(), pool=attrs.evolve(Config().pool, idle_timeout=seconds))
+    assert cfg.pool.idle_timeout == seconds
+    assert parse_duration(repr(seconds), "k") == seconds
+    assert parse_duration(f"{seconds!r}s", "k") == seconds
+    dumped = yaml.safe_dump(config_to_dict(cfg))
+    assert Config.from_mapping(yaml.safe_load(dumped), environ=NO_ENV) == cfg
+
+
+def test_evolve_accepts_duration_strings() -> None:
+    # The attrs mypy plugin types evolve() by the field type; the converter takes strings too.
+    pool = attrs.evolve(
+        Config().pool,
+        idle_timeout="5m",  # type: ignore[arg-type]
+        health_check_interval=2,
+    )
+    assert pool.idle_timeout == 300.0
+    assert type(pool.health_check_interval) is float
+
+
+def test_zero_batch_delay_is_allowed_but_zero_timeouts_are_not() -> None:
+    streams = attrs.evolve(StreamsConfig(), batch_max_delay="0ms")  # type: ignore[arg-type]
+    assert streams.batch_max_delay == 0.0
+    with pytest.raises(ConfigError, match=r"^docker.api.timeout: must be a positive duration"):
+        attrs.evolve(ApiConfig(), timeout=0)
+
+
+# --- aliases ----------------------------------------------------------------------------------
+
+
+def test_aliases_set_the_real_option() -> None:
+    pool = Config.from_mapping(docker(pool={"pool_size": 7, "retry_delay": "500ms"})).pool
+    assert (pool.initial_pool_size, pool.initial_retry_delay) == (7, 0.5)
+
+
+def test_alias_and_name_may_both_be_given_when_equal() -> None:
+    data = docker(
+        pool={"pool_size": 7, "initial_pool_size": 7, "retry_delay": 2, "initial_retry_delay": "2s"}
+    )
+    pool = Config.from_mapping(data).pool
+    assert (pool.initial_pool_size, pool.initial_retry_delay) == (7, 2.0)
+
+
+# --- other accepted values --------------------------------------------------------------------
+
+
+def test_valid_non_defaults_are_kept(tmp_path: Path) -> None:
+    text = """
+docker:
+  api: {version: auto}
+  streams: {overflow_policy: drop_oldest}
+  monitoring: {listen: "[::1]:0", namespace: my_app}
+  rate_limit: {requests_per_second: 5}
+"""
+    cfg = load_config(write(tmp_path, text), environ=NO_ENV)
+    assert cfg.api.version == "auto"
+    assert cfg.streams.overflow_policy == "drop_oldest"
+    assert cfg.monitoring.listen_address == ("::1", 0)
+    assert cfg.rate_limit.requests_per_second == 5.0
+    assert MonitoringConfig().listen_address == ("127.0.0.1", 9323)
+
+
+def test_tls_files_for_a_tcp_host(tmp_path: Path) -> None:
+    for name in ("ca.pem", "cert.pem", "key.pem"):
+        (tmp_path / name).write_text("not read by the config\n")
+    api = {
+        "tls_verify": True,
+        "tls_ca_cert": str(tmp_path / "ca.pem"),
+        "tls_client_cert": str(tmp_path / "cert.pem"),
+        "tls_client_key": str(tmp_path / "key.pem"),
+    }
+    cfg = Config.from_mapping(docker(pool={"socket_path": "tcp://h:2376"}, api=api))
+    assert cfg.api.uses_tls
+    assert config_to_dict(cfg)["docker"]["api"] == {"version": "1.40", "timeout": 30.0, **api}
+
+
+def test_configs_are_frozen_and_hashable() -> None:
+    cfg = Config()
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        cfg.pool.min_pool_size = 1  # type: ignore[misc]
+    assert hash(cfg) == hash(Config())
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+DURATION = "must be a duration such as '250ms', '5s', '5m', '1h' or a number of seconds"
+TCP = "docker.pool.socket_path: a tcp address must be exactly 'tcp://host:port'"
+SOCKET = "must be an absolute unix socket path, 'unix:///abs/path' or 'tcp://host:port'"
+TLS_ON_UNIX = (
+    "TLS applies only to tcp:// hosts but docker.pool.socket_path is "
+    "'unix:///var/run/docker.sock'; remove the TLS options or use tcp://host:port"
+)
+
+BAD_MAPPINGS = [
+    # unknown keys, with and without a close match
+    (
+        docker(pool={"max_pool_sise": 3}),
+        "docker.pool.max_pool_sise: unknown key in docker.pool; did you mean 'max_pool_size'?",
+    ),
+    (docker(pol={}), "docker.pol: unknown key in docker; did you mean 'pool'?"),
+    ({"dockr": {}}, "dockr: unknown key in the configuration root; did you mean 'docker'?"),
+    (
+        docker(pool={"zzz": 1}),
+        "docker.pool.zzz: unknown key in docker.pool; valid keys: socket_path, min_pool_size",
+    ),
+    # structure
+    ([1, 2], "the configuration root: must be a mapping of keys to values, got [1, 2] (a list)"),
+    ({"docker": "yes"}, "docker: must be a mapping of keys to values, got 'yes'"),
+    (docker(pool=[1]), "docker.pool: must be a mapping of keys to values, got [1] (a list)"),
+    # wrong types
+    (
+        docker(pool={"max_retries": True}),
+        "docker.pool.max_retries: must be an integer >= 0, got True (a boolean)",
+    ),
+    (
+        docker(pool={"max_pool_size": 20.0}),
+        "docker.pool.max_pool_size: must be an integer >= 1, got 20.0",
+    ),
+    (docker(pool={"max_queue": "10"}), "docker.pool.max_queue: must be an integer >= 0, got '10'"),
+    (docker(pool={"jitter": "yes"}), "docker.pool.jitter: must be true or false, got 'yes'"),
+    (
+        docker(rate_limit={"requests_per_second": False}),
+        "docker.rate_limit.requests_per_second: must be a number > 0.0, got False (a boolean)",
+    ),
+    # ranges
+    (
+        docker(pool={"min_pool_size": 0}),
+        "docker.pool.min_pool_size: must be an integer >= 1, got 0",
+    ),
+    (docker(pool={"max_retries": -1}), "docker.pool.max_retries: must be an integer >= 0, got -1"),
+    (
+        docker(pool={"pool_growth_factor": 0.5}),
+        "docker.pool.pool_growth_factor: must be a number >= 1.0, got 0.5",
+    ),
+    (
+        docker(rate_limit={"requests_per_second": 0}),
+        "docker.rate_limit.requests_per_second: must be a number > 0.0, got 0.0",
+    ),
+    (
+        docker(pool={"min_pool_size": 30}),
+        "docker.pool.min_pool_size: must be <= docker.pool.max_pool_size (20), got 30",
+    ),
+    (
+        docker(pool={"initial_pool_size": 2}),
+        "docker.pool.min_pool_size: must be <= docker.pool.initial_pool_size (2), got 5",
+    ),
+    (
+        docker(pool={"pool_size": 50}),
+        "docker.pool.initial_pool_size: must be <= docker.pool.max_pool_size (20), got 50",
+    ),
+    (
+        docker(pool={"initial_retry_delay": "1m"}),
+        "docker.pool.initial_retry_delay: must be <= docker.pool.max_retry_delay (30.0), got 60.0",
+    ),
+    (
+        docker(streams={"reconnect_max_delay": "50ms"}),
+        "docker.streams.reconnect_initial_delay: must be <= docker.streams.reconnect_max_delay"
+        " (0.05), got 0.1",
+    ),
+    # durations
+    (
+        docker(pool={"idle_timeout": "5 minutes"}),
+        f"docker.pool.idle_timeout: {DURATION}, got '5 minutes'",
+    ),
+    (docker(pool={"idle_timeout": "-5s"}), "docker.pool.idle_timeout: must be a duration such as"),
+    (docker(pool={"idle_timeout": -5}), "docker.pool.idle_timeout: must not be negative, got -5"),
+    (
+        docker(pool={"idle_timeout": float("inf")}),
+        f"docker.pool.idle_timeout: {DURATION}, got inf",
+    ),
+    (
+        docker(circuit_breaker={"timeout": "0s"}),
+        "docker.circuit_breaker.timeout: must be a positive duration, got 0.0",
+    ),
+    (
+        docker(pool={"connection_timeout": True}),
+        f"docker.pool.connection_timeout: {DURATION}, got True (a boolean)",
+    ),
+    # aliases
+    (
+        docker(pool={"pool_size": 8, "initial_pool_size": 9}),
+        "docker.pool.pool_size: is an alias of docker.pool.initial_pool_size and both are set"
+        " to different values (8 and 9); keep only one",
+    ),
+    (
+        docker(pool={"retry_delay": "2s", "initial_retry_delay": 1}),
+        "docker.pool.retry_delay: is an alias of docker.pool.initial_retry_delay and both are set"
+        " to different values ('2s' and 1)",
+    ),
+    # socket_path
+    (
+        docker(pool={"socket_path": "var/run/docker.sock"}),
+        f"docker.pool.socket_path: {SOCKET}, got 'var/run/docker.sock'",
+    ),
+    (
+        docker(pool={"socket_path": "unix://run/docker.sock"}),
+        "docker.pool.socket_path: the unix socket path must be absolute,"
+        " got 'unix://run/docker.sock'",
+    ),
+    (
+        docker(pool={"socket_path": "http://h:2375"}),
+        f"docker.pool.socket_path: {SOCKET}, got 'http://h:2375'",
+    ),
+    (
+        docker(pool={"socket_path": "tcp://h"}),
+        f"{TCP}, got 'tcp://h'",
+    ),
+    (
+        docker(pool={"socket_path": "tcp://[::1:2375"}),
+        f"{TCP}, got 'tcp://[::1:2375'",
+    ),
+    (
+        docker(pool={"socket_path": "tcp://h:99999"}),
+        f"{TCP}, got 'tcp://h:99999'",
+    ),
+    (
+        docker(pool={"socket_path": 2375}),
+        f"docker.pool.socket_path: {SOCKET}, got 2375",
+    ),
+    # api
+    (
+        docker(api={"version": 1.4}),
+        'docker.api.version: must be a quoted string such as "1.40" (YAML read a float), got 1.4',
+    ),
+    (
+        docker(api={"version": "v1.40"}),
+        "docker.api.version: must be 'auto' or an API version such as '1.40', got 'v1.40'",
+    ),
+    (
+        docker(api={"tls_verify": True}),
+        f"docker.api.tls_verify: {TLS_ON_UNIX}, got True",
+    ),
+    (
+        docker(pool={"socket_path": "tcp://h:2376"}, api={"tls_ca_cert": "/nonexistent/ca.pem"}),
+        "docker.api.tls_ca_cert: must name an existing file (no such file),"
+        " got '/nonexistent/ca.pem'",
+    ),
+    # streams and monitoring
+    (
+        docker(streams={"overflow_policy": "drop_newest"}),
+        "docker.streams.overflow_policy: must be one of 'block', 'drop_oldest', got 'drop_newest'",
+    ),
+    (
+        docker(monitoring={"listen": "127.0.0.1:70000"}),
+        "docker.monitoring.listen: must be 'host:port' with a port in 0-65535,"
+        " got '127.0.0.1:70000'",
+    ),
+    (
+        docker(monitoring={"listen": 9323}),
+        "docker.monitoring.listen: must be 'host:port' with a port in 0-65535, got 9323",
+    ),
+    (
+        docker(monitoring={"listen": ":9323"}),
+        "docker.monitoring.listen: must be 'host:port' with a port in 0-65535, got ':9323'",
+    ),
+    (
+        docker(monitoring={"namespace": "my-app"}),
+        "docker.monitoring.namespace: must be a Prometheus metric-name prefix"
+        " (letters, digits, '_'; no leading digit), got 'my-app'",
+    ),
+    (
+        docker(monitoring={"namespace": "9lives"}),
+        "docker.monitoring.namespace: must be a Prometheus metric-name prefix",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    BAD_MAPPINGS,
+    ids=[m.split(":")[0] + f"-{i}" for i, (_, m) in enumerate(BAD_MAPPINGS)],
+)
+def test_bad_mappings_raise_config_error_naming_key_value_and_rule(data: Any, message: str) -> None:
+    with pytest.raises(ConfigError, match="^" + re.escape(message)):
+        Config.from_mapping(data, environ=NO_ENV)
+
+
+def test_tls_on_a_unix_socket_names_the_file_option(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    with pytest.raises(
+        ConfigError, match=r"^docker.api.tls_ca_cert: TLS applies only to tcp:// hosts"
+    ):
+        Config.from_mapping(docker(api={"tls_ca_cert": str(ca)}), environ=NO_ENV)
+
+
+def test_client_cert_needs_its_key(tmp_path: Path) -> None:
+    cert = tmp_path / "cert.pem"
+    cert.write_text("x")
+    data = docker(pool={"socket_path": "tcp://h:2376"}, api={"tls_client_cert": str(cert)})
+    with pytest.raises(
+        ConfigError, match=r"^docker.api.tls_client_cert: needs docker.api.tls_client_key too"
+    ):
+        Config.from_mapping(data, environ=NO_ENV)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("docker:\n  pool:\n    min_pool_size: [1\n", r": invalid YAML at line 4, column 1: "),
+        (
+            "docker:\n  pool: {a: 1\n  api: {}\n",
+            r": invalid YAML at line 3, column 6: expected ','",
+        ),
+        ("docker:\n\tpool: {}\n", r": invalid YAML at line 2, column 1: "),
+        (
+            "docker:\n  pool:\n    max_retries: 1\n    max_retries: 2\n",
+            r": duplicate key 'max_retries' at line 4, column 5; keep only one",
+        ),
+        (
+            "- docker\n",
+            r": the configuration root: must be a mapping of keys to values,"
+            r" got \['docker'\] \(a list\)",
+        ),
+        (
+            "docker:\n  pool:\n    max_retries: yes\n",
+            r": docker.pool.max_retries: must be an integer >= 0, got True \(a boolean\)",
+        ),
+        ("docker:\n  api:\n    version: 1.40\n", r": docker.api.version: must be a quoted string"),
+    ],
+)
+def test_bad_files_name_the_file_and_the_place(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError, match="^" + re.escape(str(path)) + message):
+        load_config(path, environ=NO_ENV)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "nope.yaml"
+    with pytest.raises(ConfigError, match="^" + re.escape(f"{path}: configuration file not found")):
+        load_config(path)
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError, match="^" + re.escape(f"{tmp_path}: cannot read the configuration file")
+    ):
+        load_config(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("section", "changes", "message"),
+    [
+        (
+            PoolConfig(),
+            {"min_pool_size": 0},
+            "docker.pool.min_pool_size: must be an integer >= 1, got 0",
+        ),
+        (
+            PoolConfig(),
+            {"socket_path": "relative.sock"},
+            "docker.pool.socket_path: must be an absolute",
+        ),
+        (ApiConfig(), {"timeout": "soon"}, "docker.api.timeout: must be a duration"),
+        (
+            PerformanceConfig(),
+            {"buffer_size": 0},
+            "docker.performance.buffer_size: must be an integer >= 1, got 0",
+        ),
+        (
+            CircuitBreakerConfig(),
+            {"enabled": 1},
+            "docker.circuit_breaker.enabled: must be true or false, got 1",
+        ),
+        (
+            RateLimitConfig(),
+            {"burst_size": 0},
+            "docker.rate_limit.burst_size: must be an integer >= 1, got 0",
+        ),
+        (
+            MonitoringConfig(),
+            {"namespace": ""},
+            "docker.monitoring.namespace: must be a Prometheus",
+        ),
+        (
+            StreamsConfig(),
+            {"subscriber_buffer": 0},
+            "docker.streams.subscriber_buffer: must be an integer >= 1",
+        ),
+        (
+            Config(),
+            {"pool": {"min_pool_size": 1}},
+            "docker.pool: must be a PoolConfig, got {'min_pool_size': 1} (a dict)",
+        ),
+    ],
+)
+def test_evolve_validates_with_the_key_path(
+    section: Any, changes: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError, match="^" + re.escape(message)):
+        attrs.evolve(section, **changes)
+
+
+def test_config_error_is_a_value_error_so_callers_can_catch_either() -> None:
+    with pytest.raises(ValueError, match=r"^docker\.pool\.max_queue: "):
+        attrs.evolve(PoolConfig(), max_queue=-1)
+
+
+# --- config_to_dict ---------------------------------------------------------------------------
+
+
+def test_config_to_dict_is_yaml_dumpable_and_round_trips() -> None:
+    cfg = Config.from_mapping(
+        docker(
+            pool={"socket_path": "tcp://h:2375", "pool_size": 12, "idle_timeout": "90s"},
+            streams={"overflow_policy": "drop_oldest", "batch_max_delay": "10ms"},
+        ),
+        environ=NO_ENV,
+    )
+    dumped = yaml.safe_dump(config_to_dict(cfg))
+    data = yaml.safe_load(dumped)
+    assert data["docker"]["pool"]["idle_timeout"] == 90.0
+    assert data["docker"]["pool"]["initial_pool_size"] == 12
+    assert "pool_size" not in data["docker"]["pool"]
+    assert Config.from_mapping(data, environ={"DOCKER_HOST": "tcp://other:1"}) == cfg
