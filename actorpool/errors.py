@@ -8,6 +8,8 @@ bound to a client), so they can cross actor boundaries and be pickled.
 
 from __future__ import annotations
 
+from pykka import ActorDeadError
+
 __all__ = [
     "ActorPoolError",
     "BadRequest",
@@ -99,8 +101,12 @@ class PoolExhausted(ActorPoolError):
     """``docker.pool.max_queue`` requests are already waiting for a connection."""
 
 
-class PoolStopped(ActorPoolError):
-    """The pool was stopped (or is stopping) before the request could be answered."""
+class PoolStopped(ActorPoolError, ActorDeadError):
+    """The pool was stopped (or is stopping) before the request could be answered.
+
+    Also a ``pykka.ActorDeadError``, so actor code that already handles dead
+    refs handles a stopped pool too.
+    """
 
 
 class RateLimited(ActorPoolError):

@@ -116,7 +116,11 @@ class FaultProxy:
 
     def _serve(self, client: socket.socket) -> None:
         mode = self.mode
-        if mode == "pass" and self.reset_probability and self._rng.random() < self.reset_probability:
+        if (
+            mode == "pass"
+            and self.reset_probability
+            and self._rng.random() < self.reset_probability
+        ):
             mode = "reset"
         if mode == "reset":
             _reset(client)

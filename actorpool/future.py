@@ -39,6 +39,7 @@ class ReplyFuture(ThreadingFuture[Any]):
 
     Attributes:
         deadline: ``time.monotonic()`` value after which the request is late.
+        outcome: ``"ok"``, the class name of the error set, or ``""`` while pending.
     """
 
     def __init__(self, deadline: float) -> None:
@@ -46,12 +47,14 @@ class ReplyFuture(ThreadingFuture[Any]):
         self.deadline = deadline
         self._lock = threading.Lock()
         self._done = False
+        self.outcome = ""
 
-    def _claim(self) -> bool:
+    def _claim(self, outcome: str) -> bool:
         with self._lock:
             if self._done:
                 return False
             self._done = True
+            self.outcome = outcome
             return True
 
     @property
@@ -61,14 +64,14 @@ class ReplyFuture(ThreadingFuture[Any]):
 
     def try_set(self, value: Any) -> bool:
         """Set the result unless one is set already; return whether this call set it."""
-        if not self._claim():
+        if not self._claim("ok"):
             return False
         self.set(value)
         return True
 
     def try_set_exception(self, exc: BaseException) -> bool:
         """Set an error unless a result is set already; return whether this call set it."""
-        if not self._claim():
+        if not self._claim(type(exc).__name__):
             return False
         self.set_exception((type(exc), exc, exc.__traceback__))
         return True

@@ -9,7 +9,9 @@ thread-safe, so actors call them inline.
 Methods the core calls (label values must come from a small fixed vocabulary,
 never from exception messages, container ids or request ids)::
 
-    observe_operation(operation, seconds, outcome)  # outcome: ok, or the typed error's class name
+    observe_operation(operation, seconds, outcome)  # each attempt on a connection; outcome: ok
+                                                   # or the typed error's class name
+    request_finished(operation, seconds, outcome)   # once per request, as the caller saw it
     observe_wait(seconds)                          # a request waited for a free connection
     rate_limited_wait(seconds)                     # the rate limiter held a request back
     retry(operation)                               # a failed attempt is about to be retried
@@ -41,10 +43,13 @@ Metric names (default namespace ``docker``; ``monitoring.namespace`` replaces it
   _total suffix", exit 3). The number of connections in the pool is ``docker_pool_size``.
 - ``docker_connection_duration_seconds`` (histogram): how long a connection lived, observed
   when it is closed (``connection_closed``); its ``_count`` is the connections closed.
-- Histograms: ``docker_operation_latency_seconds{operation}``,
+- Histograms: ``docker_operation_latency_seconds{operation}`` (one daemon call, per attempt),
+  ``docker_request_duration_seconds{operation}`` (a request end to end: queue, retries, backoff),
   ``docker_health_check_duration_seconds``, ``docker_pool_wait_duration_seconds``,
   ``docker_rate_limit_wait_duration_seconds`` (its ``_count`` is the rate-limited waits).
-- Counters: ``docker_operations_total{operation,outcome}``,
+- Counters: ``docker_operations_total{operation,outcome}`` (attempts),
+  ``docker_requests_total{operation,outcome}`` (requests, including those failed before any
+  attempt, e.g. ``NoHealthyConnections``, ``PoolExhausted``),
   ``docker_connection_errors_total{kind}``, ``docker_request_retries_total{operation}``,
   ``docker_health_check_failures_total`` (``{connection}`` when detailed),
   ``docker_recovery_operations_total{kind}``,
@@ -225,6 +230,21 @@ class PoolMetrics:
             namespace=ns,
             registry=reg,
         )
+        self._request_duration = Histogram(
+            "request_duration_seconds",
+            "Time from a request's arrival to its answer (queue, attempts, backoff).",
+            ["operation"],
+            namespace=ns,
+            registry=reg,
+            buckets=LATENCY_BUCKETS,
+        )
+        self._requests = Counter(
+            "requests",
+            "Requests answered, per operation and outcome (ok or the error class name).",
+            ["operation", "outcome"],
+            namespace=ns,
+            registry=reg,
+        )
         self._wait = Histogram(
             "pool_wait_duration_seconds",
             "Time a request waited for a free connection.",
@@ -346,9 +366,22 @@ class PoolMetrics:
     # --- requests --------------------------------------------------------------------------
 
     def observe_operation(self, operation: str, seconds: float, outcome: str) -> None:
-        """Record one Docker API call (``outcome``: ``ok`` or the typed error's class name)."""
+        """Record one attempt of a Docker API call on a connection.
+
+        ``outcome`` is ``ok`` or the typed error's class name. A retried request
+        calls this once per attempt; see :meth:`request_finished` for the request.
+        """
         self._latency.labels(operation).observe(seconds)
         self._operations.labels(operation, outcome).inc()
+
+    def request_finished(self, operation: str, seconds: float, outcome: str) -> None:
+        """Record one request's answer as its caller saw it, once per request.
+
+        ``seconds`` runs from the router receiving the request to the answer;
+        ``outcome`` is ``ok`` or the class name of the error the caller got.
+        """
+        self._request_duration.labels(operation).observe(seconds)
+        self._requests.labels(operation, outcome).inc()
 
     def observe_wait(self, seconds: float) -> None:
         """Record how long a request waited in the queue for a free connection."""
@@ -395,13 +428,20 @@ class PoolMetrics:
                 _remove(self._hc_failures, conn_id)
 
     def health_check(self, conn_id: str, seconds: float, ok: bool) -> None:
-        """Record one health check of ``conn_id``: its duration and whether it failed."""
+        """Record one health check of ``conn_id``: its duration and whether it failed.
+
+        A late result for a connection already forgotten is counted without its
+        connection label, so it cannot bring a departed connection's series back.
+        """
         self._hc_duration.observe(seconds)
-        if not ok:
-            if self.detailed:
-                self._hc_failures.labels(conn_id).inc()
-            else:
-                self._hc_failures.inc()
+        if ok:
+            return
+        if not self.detailed:
+            self._hc_failures.inc()
+            return
+        with self._lock:
+            known = conn_id in self._breakers
+        self._hc_failures.labels(conn_id if known else "").inc()
 
     def recovery(self, kind: str) -> None:
         """Count a recovery action (``kind``: restart, reconnect, recycle)."""
@@ -411,16 +451,21 @@ class PoolMetrics:
         """Record that the breaker of ``conn_id`` went from ``old`` to ``new``.
 
         States are ``closed``, ``open`` and ``half_open`` (``half-open`` is accepted).
+        Only connections announced by :meth:`connection_opened` and not yet
+        forgotten get state series; a late transition of a departed connection is
+        only counted in the transitions counter.
 
         Raises:
             ValueError: A state is not one of those.
         """
         old_state, new_state = _breaker_state(old), _breaker_state(new)
         self._breaker_transitions.labels(old_state, new_state).inc()
-        self._set_breaker(conn_id, new_state)
+        self._set_breaker(conn_id, new_state, only_known=True)
 
-    def _set_breaker(self, conn_id: str, state: str) -> None:
+    def _set_breaker(self, conn_id: str, state: str, *, only_known: bool = False) -> None:
         with self._lock:
+            if only_known and conn_id not in self._breakers:
+                return
             self._breakers[conn_id] = state
             self._refresh_breaker_counts()
             if self.detailed:

@@ -17,7 +17,7 @@ Nothing secret may reach a log: :func:`redact_text` and :class:`RedactingFilter`
 hide the value of every field or ``key=value`` / ``key: value`` pair whose name
 contains *key*, *password*, *passwd*, *secret*, *token*, *auth* or *credential*
 (so TLS key paths, registry ``X-Registry-Auth`` headers and ``Authorization``
-headers), every ``Bearer``/``Basic`` credential and every PEM private key block.
+headers), every ``Bearer`` token and every PEM private key block.
 :func:`log_event` redacts its fields itself; :func:`configure_logging` installs
 the filter on its handler so records from any library (docker-py, urllib3) are
 covered too. Passwords in URLs (``tcp://user:pw@host``) are hidden as well.
@@ -69,15 +69,17 @@ _PEM_BLOCK = re.compile(
     r"-----BEGIN ([A-Z0-9 ]*PRIVATE KEY)-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)",
     re.DOTALL,
 )
-# "Authorization: Bearer abc", "token Basic abc=": the scheme word is kept, the credential hidden.
-_SCHEME_CREDENTIAL = re.compile(r"\b(Bearer|Basic|Digest|Token)\s+[A-Za-z0-9._~+/=-]{6,}", re.I)
+# A bearer token anywhere ("Bearer abc..."): the scheme word is kept, the token hidden.
+_BEARER = re.compile(r"\bBearer\s+[A-Za-z0-9._~+/=-]+")
+_SCHEME_PREFIX = re.compile(r"(?:Bearer|Basic|Digest)\s+", re.IGNORECASE)
 # tcp://user:secret@host: the password part of URL credentials.
 _URL_PASSWORD = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^/\s@]+(?=@)", re.I)
 # name=value, name: value, "name": "value", 'name': 'value', name="value with spaces".
 _SECRET_PAIR = re.compile(
     r"""(?P<name>["']?[\w.-]*""" + _SECRET_WORDS + r"""[\w.-]*["']?)"""
     r"""(?P<sep>\s*[=:]\s*)"""
-    r"""(?P<value>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^\s,;&}\])]+)""",
+    r"""(?P<value>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'"""
+    r"""|(?:(?:Bearer|Basic|Digest)\s+)?[^\s,;&}\])]+)""",
     re.IGNORECASE,
 )
 
@@ -97,15 +99,17 @@ def is_secret_name(name: str) -> bool:
 def redact_text(text: str) -> str:
     """Hide secrets inside free text (messages, exception texts, reprs of dicts)."""
     text = _PEM_BLOCK.sub(lambda m: f"[REDACTED {m.group(1)}]", text)
-    text = _SCHEME_CREDENTIAL.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    text = _BEARER.sub(f"Bearer {REDACTED}", text)
     text = _URL_PASSWORD.sub(lambda m: f"{m.group('head')}{REDACTED}", text)
 
     def _pair(m: re.Match[str]) -> str:
         value = m.group("value")
         quote = value[0] if value[:1] in ("'", '"') else ""
-        if value.strip("'\"") in (REDACTED, ""):
+        scheme = _SCHEME_PREFIX.match(value.strip("'\""))
+        kept = scheme.group(0) if scheme else ""
+        if value.strip("'\"")[len(kept) :] in (REDACTED, ""):
             return m.group(0)
-        return f"{m.group('name')}{m.group('sep')}{quote}{REDACTED}{quote}"
+        return f"{m.group('name')}{m.group('sep')}{quote}{kept}{REDACTED}{quote}"
 
     return _SECRET_PAIR.sub(_pair, text)
 

@@ -57,11 +57,14 @@ class Pool:
         self._stopped = False
         self.router: pykka.ActorRef[Any] = RouterActor.start(config, self.scheduler, self.metrics)
         try:
-            from actorpool.streams import StreamManager  # TEMP: until streams.py lands
+            try:  # TEMP: until streams.py lands
+                from actorpool.streams import StreamManager
 
-            self._streams: pykka.ActorRef[Any] = StreamManager.start(
-                config, self.scheduler, self.metrics
-            )
+                self._streams: pykka.ActorRef[Any] | None = StreamManager.start(
+                    config, self.scheduler, self.metrics
+                )
+            except ImportError:
+                self._streams = None
             self._supervisor: pykka.ActorRef[Any] = SupervisorActor.start(
                 config, self.scheduler, self.router, self.metrics
             )
@@ -78,9 +81,21 @@ class Pool:
         """Where the metrics endpoint listens, or ``None`` when monitoring is off."""
         return None if self._server is None else self._server.address
 
+    def connections(self, timeout: float = 10.0) -> dict[str, pykka.ActorRef[Any]]:
+        """The live connection actors by slot id, for chaos drills and tests.
+
+        Do not send them messages of your own: a connection actor takes
+        requests from the router only.
+        """
+        refs: dict[str, pykka.ActorRef[Any]] = self._supervisor.proxy().connection_refs().get(
+            timeout=timeout
+        )
+        return refs
+
     def status(self, timeout: float = 10.0) -> PoolStatusReport:
         """The pool's :class:`PoolStatusReport` (shorthand for ``router.ask(PoolStatus())``)."""
-        report: PoolStatusReport = self.router.ask(PoolStatus(), timeout=timeout)
+        report = self.router.ask(PoolStatus(), block=True, timeout=timeout)
+        assert isinstance(report, PoolStatusReport)
         return report
 
     def stop(self, timeout: float = 10.0) -> None:

@@ -12,6 +12,7 @@ keeps answering while every connection is busy.
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
 import logging
 import random
@@ -67,7 +68,7 @@ from actorpool.protocol import (
 )
 from actorpool.scheduler import Scheduler, TimerHandle
 
-__all__ = ["RouterActor"]
+__all__ = ["RouterActor", "RouterRef"]
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +114,24 @@ class _Pending:
     waited: bool = False
 
 
+class RouterRef(pykka.ActorRef[Any]):
+    """The router's ``ActorRef``: a stopped pool answers with :class:`PoolStopped`.
+
+    Plain Pykka would raise ``ActorDeadError``, which tells a user nothing
+    about what to do; everything else is Pykka's own ``ActorRef``.
+    """
+
+    def ask(self, message: Any, *, block: bool = True, timeout: float | None = None) -> Any:
+        if not self.is_alive():
+            raise PoolStopped("the pool is stopped; start a new one with actorpool.start()")
+        return super().ask(message, block=block, timeout=timeout)
+
+    def tell(self, message: Any) -> None:
+        if not self.is_alive():
+            raise PoolStopped("the pool is stopped; start a new one with actorpool.start()")
+        super().tell(message)
+
+
 class RouterActor(pykka.ThreadingActor):
     """Routes requests to connection actors; see the module docstring.
 
@@ -129,6 +148,7 @@ class RouterActor(pykka.ThreadingActor):
 
     def __init__(self, config: Config, scheduler: Scheduler, metrics: PoolMetrics | None) -> None:
         super().__init__()
+        self._actor_ref = RouterRef(self)
         self._config = config
         self._scheduler = scheduler
         self._metrics = metrics
@@ -293,23 +313,22 @@ class RouterActor(pykka.ThreadingActor):
         pending = self._pending.get(done.request_id)
         if pending is not None and pending.conn == done.conn_id:
             pending.conn = None
-            if done.ok or done.error is not None:
-                self._observe(pending, done)
-            if done.ok or pending.future.done or done.error is None:
+            if self._metrics is not None and (done.ok or done.error is not None):
+                outcome = "ok" if done.error is None else type(done.error).__name__
+                self._metrics.observe_operation(pending.request.operation, done.seconds, outcome)
+                if done.counts:
+                    self._metrics.connection_error(outcome)
+            if done.ok:
                 self._forget(pending)
-            elif done.retryable:
+            elif done.error is None:
+                # The connection got the call after its deadline and skipped it.
+                self._finish_error(pending, self._deadline_error(pending))
+            elif done.retryable and not pending.future.done:
                 self._retry(pending, done.error)
             else:
-                self._forget(pending)
+                # Final: the connection already answered the caller; this records it.
+                self._finish_error(pending, done.error)
         self._dispatch()
-
-    def _observe(self, pending: _Pending, done: CallDone) -> None:
-        if self._metrics is None:
-            return
-        outcome = "ok" if done.ok else type(done.error).__name__
-        self._metrics.observe_operation(pending.request.operation, done.seconds, outcome)
-        if done.error is not None and done.counts:
-            self._metrics.connection_error(type(done.error).__name__)
 
     def _retry(self, pending: _Pending, error: BaseException) -> None:
         pending.last_error = error
@@ -381,16 +400,19 @@ class RouterActor(pykka.ThreadingActor):
     ) -> None:
         if cause is not None and error.__cause__ is None:
             error.__cause__ = cause
-        if pending.future.try_set_exception(error) and self._metrics is not None:
-            self._metrics.observe_operation(
-                pending.request.operation, time.monotonic() - pending.received, type(error).__name__
-            )
+        pending.future.try_set_exception(error)
         self._forget(pending)
 
     def _forget(self, pending: _Pending) -> None:
         if pending.conn is not None:
             return  # still running somewhere; forgotten when its CallDone arrives
-        self._pending.pop(pending.id, None)
+        if self._pending.pop(pending.id, None) is not None and self._metrics is not None:
+            # Observed once, when the request leaves the pool, with what its caller got.
+            self._metrics.request_finished(
+                pending.request.operation,
+                time.monotonic() - pending.received,
+                pending.future.outcome or "abandoned",
+            )
         if pending.timer is not None:
             pending.timer.cancel()
             pending.timer = None
@@ -426,8 +448,9 @@ class RouterActor(pykka.ThreadingActor):
         conn = self._conns.pop(conn_id, None)
         if conn is None:
             return
-        logger.warning(
-            "connection actor %s is gone (%s); asking the supervisor for a new one",
+        logger.log(
+            logging.DEBUG if self._stopped else logging.WARNING,
+            "connection actor %s is gone (%s)",
             conn_id,
             "crashed" if crashed else "stopped",
             extra={"conn_id": conn_id},
@@ -445,9 +468,15 @@ class RouterActor(pykka.ThreadingActor):
         if self._metrics is not None:
             self._metrics.connection_closed(conn_id, time.monotonic() - conn.created)
         if not self._stopped and self._supervisor is not None:
-            self._supervisor.tell(Replace(conn_id))
+            self._tell_supervisor(Replace(conn_id))
         self._publish()
         self._dispatch()
+
+    def _tell_supervisor(self, message: Any) -> None:
+        # The supervisor stops before the router at shutdown; a late report is not an error.
+        if self._supervisor is not None:
+            with contextlib.suppress(pykka.ActorDeadError):
+                self._supervisor.tell(message)
 
     def _check_health(self) -> None:
         timeout = self._config.pool.health_check_timeout
@@ -480,7 +509,7 @@ class RouterActor(pykka.ThreadingActor):
                     self._metrics.recovery("reconnect")
                 logger.warning("connection %s recovered", conn.id, extra={"conn_id": conn.id})
                 if self._supervisor is not None:
-                    self._supervisor.tell(ConnectionRecovered(conn.id))
+                    self._tell_supervisor(ConnectionRecovered(conn.id))
                 self._publish()
         else:
             conn.recovering = False
@@ -500,7 +529,7 @@ class RouterActor(pykka.ThreadingActor):
             )
             self._publish()
         if not conn.healthy and self._supervisor is not None:
-            self._supervisor.tell(ConnectionUnhealthy(conn.id))
+            self._tell_supervisor(ConnectionUnhealthy(conn.id))
 
     def _recover(self, conn_id: str) -> None:
         conn = self._conns.get(conn_id)

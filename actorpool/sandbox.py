@@ -478,6 +478,13 @@ class Sandbox:
             if missing:
                 msg = "cannot start a private dockerd:\n  - " + "\n  - ".join(missing)
                 raise SandboxError(msg)
+            if self.ping(timeout=1.0):
+                # Our ping loop would mistake that daemon for ours.
+                msg = (
+                    f"a daemon already answers on {self.socket_path}: is another Sandbox "
+                    f"using root {self._root}? Use a root of its own"
+                )
+                raise SandboxError(msg)
             self._prepare()
             began = time.monotonic()
             with self.log_path.open("ab") as log:

@@ -11,8 +11,13 @@ from actorpool.config import CircuitBreakerConfig
 def make(**kw: object) -> tuple[CircuitBreaker, list[tuple[str, str]]]:
     seen: list[tuple[str, str]] = []
     cfg = CircuitBreakerConfig(
-        **{"failure_threshold": 3, "success_threshold": 2, "timeout": 10.0,
-           "half_open_max_calls": 1, **kw}  # type: ignore[arg-type]
+        **{
+            "failure_threshold": 3,
+            "success_threshold": 2,
+            "timeout": 10.0,
+            "half_open_max_calls": 1,
+            **kw,
+        }  # type: ignore[arg-type]
     )
     breaker = CircuitBreaker("c0", cfg, listener=lambda _n, a, b: seen.append((a.value, b.value)))
     return breaker, seen

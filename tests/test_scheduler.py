@@ -63,7 +63,7 @@ def test_tell_later_delivers_to_actor_and_ignores_dead_ones() -> None:
         deadline = time.monotonic() + 2
         while time.monotonic() < deadline and not ref.ask("get"):
             time.sleep(0.01)
-        (msg, at), = ref.ask("get")
+        ((msg, at),) = ref.ask("get")
         assert msg == "hello"
         assert at - start >= 0.045
     finally:

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The whole suite on a fresh Debian machine (as root): installs what is missing,
+# then lint, format check, strict types and the tests against private real
+# dockerd daemons. Extra arguments go to pytest (e.g. tests/test_sandbox.py -x).
+# Exits non-zero if any stage fails; every stage runs either way.
+
+# shellcheck source=scripts/_setup.sh
+source "$(dirname "${BASH_SOURCE[0]}")/_setup.sh"
+set +e
+
+failed=()
+run() {
+    local name="$1"
+    shift
+    stage "$name"
+    "$@" || failed+=("$name")
+}
+
+run "ruff check" .venv/bin/ruff check .
+run "ruff format --check" .venv/bin/ruff format --check .
+run "mypy (strict, actorpool/)" .venv/bin/mypy
+run "pytest" .venv/bin/pytest "$@"
+
+if [ "${#failed[@]}" -gt 0 ]; then
+    stage "FAILED: ${failed[*]}"
+    exit 1
+fi
+stage "all stages passed"

@@ -1,0 +1,301 @@
+"""Fixtures: real private Docker daemons, containers and configs for the tests.
+
+The suite never mocks docker-py. One private ``dockerd`` (``sandbox``) serves
+the whole session; tests that pause, kill or restart a daemon take their own
+(``private_sandbox``). A machine that cannot run them (not root, packages
+missing) fails the session with a message saying what to install: a test
+suite that silently skips its daemon tests would prove nothing.
+
+Every daemon started here is cleaned up by its fixture, again at session end
+(also after Ctrl-C or SIGTERM, which are turned into an orderly stop), and
+at interpreter exit; the session fails if any of their processes survive.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import docker.errors
+import pytest
+import requests
+
+from actorpool.sandbox import (
+    IMAGE,
+    Sandbox,
+    SandboxError,
+    import_busybox_image,
+    missing_requirements,
+    sweep_stale_sandboxes,
+)
+
+if TYPE_CHECKING:
+    from actorpool.config import Config
+
+# Every sandbox this session started, shared or private, for the final check.
+_STARTED: list[Sandbox] = []
+_SHARED: dict[str, Sandbox] = {}
+
+# Test defaults for make_config: a small pool, fast health checks and retries.
+_POOL_DEFAULTS: dict[str, Any] = {
+    "min_pool_size": 2,
+    "initial_pool_size": 4,
+    "max_pool_size": 8,
+    "health_check_interval": 0.5,
+    "health_check_timeout": 2.0,
+    "recovery_check_interval": 0.5,
+    "initial_retry_delay": 0.05,
+    "max_retry_delay": 0.5,
+}
+# Keys that must be ordered (each <= the next); a default is clamped to fit the
+# values a test gives, so make_config(pool={"max_pool_size": 3}) just works.
+_ORDERED = (
+    ("min_pool_size", "initial_pool_size", "max_pool_size"),
+    ("initial_retry_delay", "max_retry_delay"),
+)
+_ALIASES = {"pool_size": "initial_pool_size", "retry_delay": "initial_retry_delay"}
+
+
+# ----------------------------------------------------------------- session plumbing
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # SIGTERM (a CI cancel, a `timeout` wrapper) would end the process without
+    # running fixture finalizers or atexit; make it behave like Ctrl-C.
+    main = threading.current_thread() is threading.main_thread()
+    if main and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # Daemons of earlier sessions that were killed (SIGKILL, OOM) are removed
+    # here; sandboxes of live processes are left alone.
+    try:
+        sweep_stale_sandboxes()
+    except OSError as error:
+        print(f"conftest: could not sweep stale sandboxes: {error}")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # Runs after every fixture was torn down: clean up whatever a failed
+    # teardown left, then prove that no daemon process survived.
+    leftovers: list[str] = []
+    for sandbox in _STARTED:
+        try:
+            sandbox.cleanup()
+        except (OSError, SandboxError) as error:
+            leftovers.append(f"{sandbox.root}: cleanup failed: {error}")
+        remaining = sandbox.leftover_processes()
+        if remaining:
+            leftovers.append(f"{sandbox.root}: processes still running: {remaining}")
+    if leftovers:
+        print("\nconftest: private dockerd leftovers:\n  " + "\n  ".join(leftovers))
+        if session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _new_sandbox(*, live_restore: bool, shared: bool) -> Sandbox:
+    missing = missing_requirements()
+    if missing:
+        pytest.exit(
+            "the tests run against a private dockerd and this machine lacks:\n  - "
+            + "\n  - ".join(missing)
+            + "\n(on Debian, `bash scripts/test.sh` installs everything as root)",
+            returncode=3,
+        )
+    sandbox = Sandbox(live_restore=live_restore)
+    _STARTED.append(sandbox)
+    try:
+        sandbox.start()
+        sandbox.ensure_image()
+    except (SandboxError, requests.RequestException, docker.errors.DockerException) as error:
+        sandbox.cleanup()
+        if shared:
+            pytest.exit(f"cannot start the shared private dockerd: {error}", returncode=3)
+        raise
+    return sandbox
+
+
+# ----------------------------------------------------------------- daemons
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[Sandbox]:
+    """The session's shared private dockerd (never pause, kill or restart it)."""
+    shared = _new_sandbox(live_restore=False, shared=True)
+    _SHARED["sandbox"] = shared
+    try:
+        yield shared
+    finally:
+        _SHARED.pop("sandbox", None)
+        shared.cleanup()
+
+
+@pytest.fixture
+def private_sandbox() -> Iterator[Sandbox]:
+    """A dockerd of the test's own, with ``live_restore`` on, free to pause/kill/restart."""
+    own = _new_sandbox(live_restore=True, shared=False)
+    try:
+        yield own
+    finally:
+        own.cleanup()
+
+
+@pytest.fixture(autouse=True)
+def _shared_sandbox_guard() -> Iterator[None]:
+    # A test that pauses or kills the shared daemon would fail every later test
+    # in confusing ways: repair it and blame the test that broke it.
+    yield
+    shared = _SHARED.get("sandbox")
+    if shared is None or shared.ping(timeout=2.0):
+        return
+    state = "paused" if shared.paused else "not answering"
+    shared.resume()
+    if not shared.ping(timeout=2.0):
+        shared.restart()
+    pytest.fail(
+        f"this test left the shared sandbox {state}; use the private_sandbox fixture "
+        "to pause, kill or restart a daemon"
+    )
+
+
+@pytest.fixture(scope="session")
+def docker_api(sandbox: Sandbox) -> Iterator[Any]:
+    """A docker-py APIClient on the shared sandbox, for test setup and checks only."""
+    client = sandbox.client(timeout=30)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+# ----------------------------------------------------------------- factories
+
+
+MakeContainer = Callable[..., str]
+
+
+@pytest.fixture
+def make_container(request: pytest.FixtureRequest) -> Iterator[MakeContainer]:
+    """Factory creating busybox containers (``network_mode="none"``), removed at teardown.
+
+    ``make_container(cmd, *, labels=None, tty=False, name=None, start=True,
+    api=None) -> container id``; ``api`` defaults to the shared sandbox's
+    client. Containers are force-removed even when the test fails; a daemon
+    that is already gone (a cleaned-up private sandbox) took them with it.
+    """
+    created: list[tuple[Any, str]] = []
+
+    def make(
+        cmd: str | list[str],
+        *,
+        labels: Mapping[str, str] | None = None,
+        tty: bool = False,
+        name: str | None = None,
+        start: bool = True,
+        api: Any = None,
+    ) -> str:
+        client = api if api is not None else request.getfixturevalue("docker_api")
+
+        def create() -> str:
+            container = client.create_container(
+                IMAGE,
+                command=cmd,
+                labels=dict(labels) if labels else None,
+                tty=tty,
+                name=name,
+                host_config=client.create_host_config(network_mode="none"),
+            )
+            return str(container["Id"])
+
+        try:
+            cid = create()
+        except docker.errors.ImageNotFound:
+            import_busybox_image(client)
+            cid = create()
+        created.append((client, cid))
+        if start:
+            client.start(cid)
+        return cid
+
+    yield make
+    for client, cid in reversed(created):
+        try:
+            client.remove_container(cid, force=True, v=True)
+        except docker.errors.NotFound:
+            pass
+        except (requests.ConnectionError, requests.Timeout):
+            pass  # the daemon is gone, and its containers with it
+        except docker.errors.APIError as error:
+            if "already in progress" not in str(error):
+                raise
+
+
+MakeConfig = Callable[..., "Config"]
+
+
+@pytest.fixture
+def make_config(request: pytest.FixtureRequest) -> MakeConfig:
+    """Factory building an ``actorpool.config.Config`` aimed at a sandbox.
+
+    ``make_config(sandbox=None, **sections)``: ``sandbox`` is a
+    :class:`Sandbox` or a daemon URL (default: the shared sandbox); each
+    keyword is a section mapping (``pool={"min_pool_size": 1}``). Defaults
+    differ from production for speed: pool sizes 2/4/8, health checks every
+    0.5 s, retries from 0.05 s to 0.5 s, monitoring disabled unless a test
+    passes ``monitoring={"enabled": True, ...}``. ``DOCKER_HOST`` is ignored.
+    """
+
+    def make(sandbox: Sandbox | str | None = None, **sections: Mapping[str, Any]) -> Config:
+        from actorpool.config import Config, parse_duration
+
+        if sandbox is None:
+            sandbox = request.getfixturevalue("sandbox")
+        url = sandbox if isinstance(sandbox, str) else sandbox.url
+        data: dict[str, dict[str, Any]] = {name: dict(values) for name, values in sections.items()}
+        pool = data.setdefault("pool", {})
+        given = {_ALIASES.get(key, key): value for key, value in pool.items()}
+        pool.setdefault("socket_path", url)
+        for key, value in _fit_defaults(given, parse_duration).items():
+            pool[key] = value
+        data.setdefault("monitoring", {}).setdefault("enabled", False)
+        return Config.from_mapping({"docker": data}, environ={})
+
+    return make
+
+
+def _fit_defaults(
+    given: Mapping[str, Any], parse: Callable[[object, str], float]
+) -> dict[str, Any]:
+    """The pool defaults not in ``given``, clamped to stay ordered with what is given."""
+
+    def number(key: str) -> float:
+        value = given[key]
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        return parse(value, f"docker.pool.{key}")
+
+    result: dict[str, Any] = {}
+    for chain in _ORDERED:
+        for index, key in enumerate(chain):
+            if key in given:
+                continue
+            value = _POOL_DEFAULTS[key]
+            for lower in chain[:index]:
+                if lower in given:
+                    value = max(value, number(lower))
+            for upper in chain[index + 1 :]:
+                if upper in given:
+                    value = min(value, number(upper))
+            result[key] = type(_POOL_DEFAULTS[key])(value)
+    for key, value in _POOL_DEFAULTS.items():
+        if key not in given and key not in result:
+            result[key] = value
+    return result
