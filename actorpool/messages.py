@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import attrs
 from attrs import validators as v
 
+from actorpool.scaling import ScalingDecision
+
 if TYPE_CHECKING:
     from docker import APIClient
     from pykka import ActorRef
@@ -28,6 +30,7 @@ __all__ = [
     "DockerEvent",
     "Execute",
     "FollowContainers",
+    "HealthAlert",
     "Info",
     "InspectContainer",
     "ListContainers",
@@ -271,7 +274,11 @@ class PoolStatus:
 
 @attrs.frozen
 class ConnectionStatus:
-    """One pooled connection as the router sees it."""
+    """One pooled connection as the router sees it.
+
+    ``state`` is healthy, degrading or unhealthy; ``score`` the weighted share of
+    health checks its last round passed.
+    """
 
     id: str
     healthy: bool
@@ -281,11 +288,18 @@ class ConnectionStatus:
     age: float
     last_used: float | None
     consecutive_failures: int
+    state: str = "healthy"
+    score: float = 1.0
 
 
 @attrs.frozen
 class PoolStatusReport:
-    """The pool as a whole: reply to :class:`PoolStatus`."""
+    """The pool as a whole: reply to :class:`PoolStatus`.
+
+    ``load`` is (busy + waiting) / size over the last scaling tick, ``score`` the
+    mean health score of the connections, ``scaling`` the last resize decisions
+    with their reasons, oldest first.
+    """
 
     connections: tuple[ConnectionStatus, ...]
     size: int
@@ -296,7 +310,32 @@ class PoolStatusReport:
     restarts: int
     degraded: bool
     streams: int = 0
-    extra: Mapping[str, Any] = attrs.field(factory=dict)
+    load: float = 0.0
+    score: float = 1.0
+    scaling: tuple[ScalingDecision, ...] = ()
+
+
+@attrs.frozen
+class HealthAlert:
+    """A health transition, sent to the alert actor (or callable) given to ``actorpool.start``.
+
+    Attributes:
+        kind: ``connection`` (``subject`` is its id; states healthy, degrading,
+            unhealthy, recovered), ``breaker`` (opened, half_open, closed) or
+            ``pool`` (degraded, recovered).
+        subject: The connection id, or ``"pool"``.
+        old: The state before.
+        new: The state now.
+        detail: Why, in words.
+        time: Unix time of the transition.
+    """
+
+    kind: str
+    subject: str
+    old: str
+    new: str
+    detail: str = ""
+    time: float = 0.0
 
 
 # --- log streams and events ---------------------------------------------------------------

@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -21,10 +22,11 @@ import pykka
 
 from actorpool.config import Config, load_config
 from actorpool.errors import ConfigError
+from actorpool.health import HealthCheck, default_checks
 from actorpool.messages import PoolStatus, PoolStatusReport
 from actorpool.metrics import MetricsServer, PoolMetrics
 from actorpool.protocol import Shutdown, Wire
-from actorpool.router import RouterActor
+from actorpool.router import AlertTarget, RouterActor
 from actorpool.scheduler import Scheduler
 from actorpool.supervisor import Bootstrap, SupervisorActor
 
@@ -45,7 +47,13 @@ class Pool:
         scheduler: The pool's timer thread (actors schedule messages on it).
     """
 
-    def __init__(self, config: Config) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        health_checks: Sequence[HealthCheck] | None = None,
+        alerts: AlertTarget | None = None,
+    ) -> None:
         self.config = config
         monitoring = config.monitoring
         self.metrics = PoolMetrics(
@@ -55,7 +63,12 @@ class Pool:
         self._server: MetricsServer | None = None
         self._lock = threading.Lock()
         self._stopped = False
-        self.router: pykka.ActorRef[Any] = RouterActor.start(config, self.scheduler, self.metrics)
+        checks = (
+            tuple(health_checks) if health_checks is not None else default_checks(config.health)
+        )
+        self.router: pykka.ActorRef[Any] = RouterActor.start(
+            config, self.scheduler, self.metrics, checks, alerts
+        )
         try:
             try:  # TEMP: until streams.py lands
                 from actorpool.streams import StreamManager
@@ -87,8 +100,8 @@ class Pool:
         Do not send them messages of your own: a connection actor takes
         requests from the router only.
         """
-        refs: dict[str, pykka.ActorRef[Any]] = self._supervisor.proxy().connection_refs().get(
-            timeout=timeout
+        refs: dict[str, pykka.ActorRef[Any]] = (
+            self._supervisor.proxy().connection_refs().get(timeout=timeout)
         )
         return refs
 
@@ -152,12 +165,21 @@ def _stop_actor(ref: pykka.ActorRef[Any], deadline: float) -> None:
         logger.warning("actor %s did not stop in time; it will end with its current call", ref)
 
 
-def start(config: Config | str | os.PathLike[str] | None = None) -> Pool:
+def start(
+    config: Config | str | os.PathLike[str] | None = None,
+    *,
+    health_checks: Sequence[HealthCheck] | None = None,
+    alerts: AlertTarget | None = None,
+) -> Pool:
     """Start a pool.
 
     Args:
         config: A :class:`~actorpool.config.Config`, a path to a YAML file, or
             ``None`` for the defaults (``DOCKER_HOST`` or ``/var/run/docker.sock``).
+        health_checks: Checks each health round runs (default: ping, container-list
+            latency and event-stream liveness, weighted as ``docker.health`` says).
+        alerts: An actor ref told each :class:`~actorpool.messages.HealthAlert`, or a
+            quick callable called with it (from the router's thread).
 
     Returns:
         The running :class:`Pool`; stop it with ``pool.stop()`` or use it as a
@@ -168,4 +190,4 @@ def start(config: Config | str | os.PathLike[str] | None = None) -> Pool:
     elif not isinstance(config, Config):
         msg = f"actorpool.start() takes a Config, a path or None, got {type(config).__name__}"
         raise ConfigError(msg)
-    return Pool(config)
+    return Pool(config, health_checks=health_checks, alerts=alerts)

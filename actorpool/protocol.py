@@ -14,9 +14,11 @@ import attrs
 from pykka import ActorRef
 
 from actorpool.future import ReplyFuture
+from actorpool.health import CheckResult, HealthCheck
 from actorpool.messages import Request
 
 __all__ = [
+    "Admit",
     "Attach",
     "CallDone",
     "CheckHealth",
@@ -25,14 +27,18 @@ __all__ = [
     "ConnectionUnhealthy",
     "DeadlinePassed",
     "Degraded",
+    "Grow",
     "Probe",
     "ProbeDone",
     "Recover",
     "RecoverDue",
+    "Recycle",
     "Replace",
     "ResetClient",
+    "Retire",
     "RetryDue",
     "Run",
+    "ScaleTick",
     "Shutdown",
     "Tick",
     "Wire",
@@ -55,8 +61,9 @@ class Run:
 
 @attrs.frozen
 class Probe:
-    """Health check: ping the daemon within ``timeout`` seconds."""
+    """Run a health-check round: each check within ``timeout`` seconds."""
 
+    checks: tuple[HealthCheck, ...]
     timeout: float
 
 
@@ -83,12 +90,11 @@ class CallDone:
 
 @attrs.frozen
 class ProbeDone:
-    """A :class:`Probe` ended."""
+    """A :class:`Probe` ended; ``seconds`` is the whole round."""
 
     conn_id: str
-    ok: bool
+    results: tuple[CheckResult, ...]
     seconds: float
-    error: str = ""
 
 
 @attrs.frozen
@@ -186,6 +192,39 @@ class DeadlinePassed:
     """A request's deadline passed."""
 
     request_id: int
+
+
+@attrs.frozen
+class Admit:
+    """A rate-limited request's reserved token is due: queue it."""
+
+    request_id: int
+
+
+@attrs.frozen
+class ScaleTick:
+    """Router: time to sample the load, resize, retire idle and recycle old connections."""
+
+
+@attrs.frozen
+class Grow:
+    """Router -> supervisor: start ``count`` more connections."""
+
+    count: int
+
+
+@attrs.frozen
+class Retire:
+    """Router -> supervisor: ``conn_id`` left the pool (idle); stop it for good."""
+
+    conn_id: str
+
+
+@attrs.frozen
+class Recycle:
+    """Router -> supervisor: ``conn_id`` is too old; stop it and start a fresh one."""
+
+    conn_id: str
 
 
 @attrs.frozen

@@ -1,12 +1,19 @@
 """The router actor: the pool's front door.
 
-``router.ask(request)`` puts the request in a FIFO queue and answers at once
-with a :class:`~actorpool.future.ReplyFuture` (the caller's ``ask`` unwraps
-it). The router then hands queued requests to the least-used idle healthy
-connection whose breaker admits the call, and decides what a failure means:
-retry on another connection after a backoff (a scheduled message, never a
-sleep), or fail with a typed error. It never does Docker I/O itself, so it
-keeps answering while every connection is busy.
+``router.ask(request)`` answers at once with a
+:class:`~actorpool.future.ReplyFuture` (the caller's ``ask`` unwraps it), so
+the router never waits for Docker. Behind that future a request passes the
+rate limiter, waits in a FIFO queue, and runs on the least-used idle healthy
+connection whose breaker admits it. A retryable failure is retried on
+another connection after an exponential, jittered backoff (a scheduled
+message, never a sleep), never past the request's deadline.
+
+The router also owns the pool's shape, because it alone sees every slot's
+state: it samples the load and grows or shrinks the pool (the supervisor
+starts and stops the actors), retires idle and recycles old connections
+only when they are idle, tracks each connection's health from health-check
+rounds and call outcomes, and sends :class:`~actorpool.messages.HealthAlert`
+messages on every transition.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import itertools
 import logging
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -31,14 +39,16 @@ from actorpool.errors import (
     NoHealthyConnections,
     PoolExhausted,
     PoolStopped,
+    RateLimited,
     RequestTimeout,
     RetriesExhausted,
     UnknownMessage,
 )
 from actorpool.future import ReplyFuture, UnwrappingFuture
+from actorpool.health import HealthCheck, HealthTracker
 from actorpool.messages import (
-    ConnectionStatus,
     FollowContainers,
+    HealthAlert,
     PoolStatus,
     PoolStatusReport,
     Request,
@@ -48,6 +58,7 @@ from actorpool.messages import (
 )
 from actorpool.metrics import PoolMetrics
 from actorpool.protocol import (
+    Admit,
     Attach,
     CallDone,
     CheckHealth,
@@ -56,45 +67,34 @@ from actorpool.protocol import (
     ConnectionUnhealthy,
     DeadlinePassed,
     Degraded,
+    Grow,
     Probe,
     ProbeDone,
     Recover,
+    Recycle,
     Replace,
     ResetClient,
+    Retire,
     RetryDue,
     Run,
+    ScaleTick,
     Shutdown,
     Wire,
 )
+from actorpool.ratelimit import TokenBucket
+from actorpool.scaling import LoadMonitor
 from actorpool.scheduler import Scheduler, TimerHandle
+from actorpool.slots import Slot
 
-__all__ = ["RouterActor", "RouterRef"]
+__all__ = ["AlertTarget", "RouterActor", "RouterRef"]
 
 logger = logging.getLogger(__name__)
 
+AlertTarget = pykka.ActorRef[Any] | Callable[[HealthAlert], object]
+"""Where health alerts go: an actor (told each alert) or a quick callable."""
+
 _STREAM_MESSAGES = (SubscribeLogs, Unsubscribe, SubscribeEvents, FollowContainers)
-
-
-@attrs.define(eq=False)
-class _Conn:
-    """The router's view of one connection slot."""
-
-    id: str
-    ref: pykka.ActorRef[Any]
-    breaker: CircuitBreaker
-    created: float
-    healthy: bool = True
-    running: int | None = None  # request id in flight
-    probing: bool = False
-    usage_count: int = 0
-    last_used: float | None = None
-    last_pick: int = 0
-    consecutive_failures: int = 0
-    recovering: bool = False
-
-    @property
-    def idle(self) -> bool:
-        return self.running is None and not self.probing
+_STOPPED = "the pool is stopped; start a new one with actorpool.start()"
 
 
 @attrs.define(eq=False)
@@ -111,24 +111,23 @@ class _Pending:
     last_error: BaseException | None = None
     timer: TimerHandle | None = None
     conn: str | None = None
-    waited: bool = False
 
 
 class RouterRef(pykka.ActorRef[Any]):
     """The router's ``ActorRef``: a stopped pool answers with :class:`PoolStopped`.
 
     Plain Pykka would raise ``ActorDeadError``, which tells a user nothing
-    about what to do; everything else is Pykka's own ``ActorRef``.
+    about what to do (``PoolStopped`` is also an ``ActorDeadError``).
     """
 
     def ask(self, message: Any, *, block: bool = True, timeout: float | None = None) -> Any:
         if not self.is_alive():
-            raise PoolStopped("the pool is stopped; start a new one with actorpool.start()")
+            raise PoolStopped(_STOPPED)
         return super().ask(message, block=block, timeout=timeout)
 
     def tell(self, message: Any) -> None:
         if not self.is_alive():
-            raise PoolStopped("the pool is stopped; start a new one with actorpool.start()")
+            raise PoolStopped(_STOPPED)
         super().tell(message)
 
 
@@ -137,8 +136,10 @@ class RouterActor(pykka.ThreadingActor):
 
     Args:
         config: The pool's configuration.
-        scheduler: Timers for retries and deadlines.
+        scheduler: Timers for admissions, retries, deadlines and ticks.
         metrics: Where to count what happens (optional).
+        checks: The health checks each round runs.
+        alerts: Where :class:`HealthAlert` messages go (optional).
     """
 
     @staticmethod
@@ -146,13 +147,22 @@ class RouterActor(pykka.ThreadingActor):
         # Callers' ask() futures unwrap the ReplyFuture that on_receive returns.
         return UnwrappingFuture()
 
-    def __init__(self, config: Config, scheduler: Scheduler, metrics: PoolMetrics | None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        scheduler: Scheduler,
+        metrics: PoolMetrics | None,
+        checks: tuple[HealthCheck, ...] = (),
+        alerts: AlertTarget | None = None,
+    ) -> None:
         super().__init__()
         self._actor_ref = RouterRef(self)
         self._config = config
         self._scheduler = scheduler
         self._metrics = metrics
-        self._conns: dict[str, _Conn] = {}
+        self._checks = checks
+        self._alerts = alerts
+        self._slots: dict[str, Slot] = {}
         self._queue: collections.deque[_Pending] = collections.deque()
         self._pending: dict[int, _Pending] = {}
         self._ids = itertools.count(1)
@@ -161,8 +171,28 @@ class RouterActor(pykka.ThreadingActor):
         self._streams: pykka.ActorRef[Any] | None = None
         self._stopped = False
         self._restarts = 0
-        self._degraded = False
+        self._restarts_exceeded = False
+        self._pool_degraded = False
+        self._growing = 0
         self._rng = random.Random()
+        pool = config.pool
+        self._monitor = LoadMonitor(
+            threshold=pool.load_threshold,
+            window=pool.load_window,
+            idle_window=pool.idle_timeout,
+            growth=pool.pool_growth_factor,
+            min_size=pool.min_pool_size,
+            max_size=pool.max_pool_size,
+        )
+        rate = config.rate_limit
+        self._bucket = (
+            TokenBucket(rate.requests_per_second, rate.burst_size) if rate.enabled else None
+        )
+        self._tick_every = min(1.0, max(0.05, min(pool.load_window, pool.idle_timeout) / 5))
+        self._tick: TimerHandle | None = None
+
+    def on_start(self) -> None:
+        self._tick = self._scheduler.tell_later(self._tick_every, self.actor_ref, ScaleTick())
 
     # -- mailbox -----------------------------------------------------------------------------
 
@@ -171,6 +201,8 @@ class RouterActor(pykka.ThreadingActor):
             return self._submit(message)
         if isinstance(message, CallDone):
             self._on_call_done(message)
+        elif isinstance(message, Admit):
+            self._on_admit(message.request_id)
         elif isinstance(message, RetryDue):
             self._on_retry_due(message.request_id)
         elif isinstance(message, DeadlinePassed):
@@ -181,6 +213,8 @@ class RouterActor(pykka.ThreadingActor):
             return self._status()
         elif isinstance(message, _STREAM_MESSAGES):
             return self._forward_to_streams(message)
+        elif isinstance(message, ScaleTick):
+            self._on_tick()
         elif isinstance(message, CheckHealth):
             self._check_health()
         elif isinstance(message, Attach):
@@ -194,7 +228,8 @@ class RouterActor(pykka.ThreadingActor):
         elif isinstance(message, Shutdown):
             self._shutdown()
         elif isinstance(message, Degraded):
-            self._degraded = message.degraded
+            self._restarts_exceeded = message.degraded
+            self._publish()
         else:
             return self._unknown(message)
         return None
@@ -216,51 +251,81 @@ class RouterActor(pykka.ThreadingActor):
         now = time.monotonic()
         timeout = request.timeout if request.timeout is not None else self._config.api.timeout
         pending = _Pending(next(self._ids), request, ReplyFuture(now + timeout), now, now + timeout)
-        if self._stopped:
-            pending.future.try_set_exception(
-                PoolStopped("the pool is stopped; start a new one with actorpool.start()")
-            )
+        error = self._refusal(now)
+        if error is None and self._bucket is not None:
+            wait = self._bucket.reserve(now, within=timeout)
+            if wait is None:
+                error = self._rate_limited(timeout)
+            elif wait > 0:
+                if self._metrics is not None:
+                    self._metrics.rate_limited_wait(wait)
+                self._register(pending, timeout)
+                self._scheduler.tell_later(wait, self.actor_ref, Admit(pending.id))
+                return pending.future
+        if error is not None:
+            pending.future.try_set_exception(error)
             return pending.future
-        if not any(self._usable(c, now) for c in self._conns.values()):
-            pending.future.try_set_exception(self._no_connection_error())
-            return pending.future
-        if len(self._queue) >= self._config.pool.max_queue:
-            pending.future.try_set_exception(
-                PoolExhausted(
-                    f"{len(self._queue)} requests are already waiting for a connection "
-                    f"(docker.pool.max_queue); slow down or raise max_queue / max_pool_size"
-                )
-            )
-            return pending.future
-        self._pending[pending.id] = pending
-        pending.timer = self._scheduler.tell_later(
-            timeout, self.actor_ref, DeadlinePassed(pending.id)
-        )
+        self._register(pending, timeout)
         self._queue.append(pending)
         self._dispatch()
         return pending.future
 
-    def _usable(self, conn: _Conn, now: float) -> bool:
-        return conn.healthy and conn.breaker.admits(now)
+    def _refusal(self, now: float) -> ActorPoolError | None:
+        if self._stopped:
+            return PoolStopped(_STOPPED)
+        if not any(s.usable(now) for s in self._slots.values()):
+            return self._no_connection_error()
+        if len(self._queue) >= self._config.pool.max_queue:
+            return PoolExhausted(
+                f"{len(self._queue)} requests are already waiting for a connection "
+                "(docker.pool.max_queue); slow down or raise max_queue / max_pool_size"
+            )
+        return None
+
+    def _rate_limited(self, timeout: float) -> RateLimited:
+        rate = self._config.rate_limit
+        return RateLimited(
+            f"the rate limit ({rate.requests_per_second:g} requests/s, burst {rate.burst_size}) "
+            f"cannot admit this request within its {timeout:g}s deadline; slow down, give it a "
+            "longer timeout, or raise docker.rate_limit.requests_per_second"
+        )
+
+    def _register(self, pending: _Pending, timeout: float) -> None:
+        self._pending[pending.id] = pending
+        pending.timer = self._scheduler.tell_later(
+            timeout, self.actor_ref, DeadlinePassed(pending.id)
+        )
+
+    def _on_admit(self, request_id: int) -> None:
+        pending = self._pending.get(request_id)
+        if pending is None or pending.future.done:
+            return
+        error = self._refusal(time.monotonic())
+        if error is not None:
+            self._finish_error(pending, error)
+            return
+        self._queue.append(pending)
+        self._dispatch()
 
     def _no_connection_error(self) -> NoHealthyConnections:
-        total = len(self._conns)
-        healthy = sum(c.healthy for c in self._conns.values())
+        total = len(self._slots)
+        healthy = sum(s.healthy for s in self._slots.values())
         return NoHealthyConnections(
             f"no connection can take the call: {healthy} of {total} healthy, the rest unhealthy "
             f"or with an open circuit breaker (daemon at {self._config.pool.socket_path}); "
             "check that the daemon is up, the pool recovers on its own"
         )
 
-    def _pick(self, pending: _Pending, now: float) -> _Conn | None:
-        best: _Conn | None = None
-        best_key: tuple[int, int, int] | None = None
-        for conn in self._conns.values():
-            if not conn.idle or not self._usable(conn, now):
+    def _pick(self, pending: _Pending, now: float) -> Slot | None:
+        best: Slot | None = None
+        best_key: tuple[bool, int, int] | None = None
+        for slot in self._slots.values():
+            if not slot.idle or not slot.usable(now):
                 continue
-            key = (conn.id in pending.tried, conn.usage_count, conn.last_pick)
+            # Untried first (retries move on), then least used, then least recently picked.
+            key = (slot.id in pending.tried, slot.usage_count, slot.last_pick)
             if best_key is None or key < best_key:
-                best, best_key = conn, key
+                best, best_key = slot, key
         return best
 
     def _dispatch(self) -> None:
@@ -269,47 +334,50 @@ class RouterActor(pykka.ThreadingActor):
             pending = self._queue[0]
             if pending.future.done:
                 self._queue.popleft()
+                self._forget(pending)
                 continue
-            conn = self._pick(pending, now)
-            if conn is None:
-                if not pending.waited:
-                    pending.waited = True
-                if not any(self._usable(c, now) for c in self._conns.values()):
-                    # Nothing can ever take these: fail fast rather than wait for the deadline.
+            slot = self._pick(pending, now)
+            if slot is None:
+                if not any(s.usable(now) for s in self._slots.values()):
+                    # Nothing can take these: fail fast rather than wait for the deadline.
                     while self._queue:
                         self._finish_error(self._queue.popleft(), self._no_connection_error())
-                return
+                break
             self._queue.popleft()
-            self._start(pending, conn, now)
+            self._start(pending, slot, now)
+        self._load_changed(now)
 
-    def _start(self, pending: _Pending, conn: _Conn, now: float) -> None:
-        conn.running = pending.id
-        conn.usage_count += 1
-        conn.last_used = time.time()
-        conn.last_pick = next(self._picks)
-        conn.breaker.on_call(now)
-        pending.conn = conn.id
-        pending.tried.add(conn.id)
+    def _start(self, pending: _Pending, slot: Slot, now: float) -> None:
+        slot.running = pending.id
+        slot.usage_count += 1
+        slot.last_used = time.time()
+        slot.last_pick = next(self._picks)
+        slot.breaker.on_call(now)
+        pending.conn = slot.id
+        pending.tried.add(slot.id)
         if self._metrics is not None and pending.attempt == 0:
             self._metrics.observe_wait(now - pending.received)
         try:
-            conn.ref.tell(
+            slot.ref.tell(
                 Run(pending.id, pending.request, pending.future, pending.deadline, pending.attempt)
             )
         except pykka.ActorDeadError:
-            self._lose_connection(conn.id, crashed=True)
+            self._lose(slot.id, crashed=True)
 
     def _on_call_done(self, done: CallDone) -> None:
-        conn = self._conns.get(done.conn_id)
+        slot = self._slots.get(done.conn_id)
         now = time.monotonic()
-        if conn is not None and conn.running == done.request_id:
-            conn.running = None
+        if slot is not None and slot.running == done.request_id:
+            slot.running = None
+            slot.idle_since = now
             if done.ok or (done.error is not None and not done.counts):
-                conn.breaker.on_success(now)
-                conn.consecutive_failures = 0
+                slot.breaker.on_success(now)
+                self._health_changed(slot, slot.health.call_succeeded())
             elif done.counts:
-                conn.breaker.on_failure(now)
-                self._count_failure(conn)
+                slot.breaker.on_failure(now)
+                self._health_changed(slot, slot.health.call_failed(str(done.error)))
+            if slot.age(now) >= slot.hard_age:
+                self._replace_old(slot, "connection_lifetime")
         pending = self._pending.get(done.request_id)
         if pending is not None and pending.conn == done.conn_id:
             pending.conn = None
@@ -333,7 +401,6 @@ class RouterActor(pykka.ThreadingActor):
     def _retry(self, pending: _Pending, error: BaseException) -> None:
         pending.last_error = error
         pool = self._config.pool
-        now = time.monotonic()
         if pending.attempt >= pool.max_retries:
             self._finish_error(
                 pending,
@@ -352,7 +419,7 @@ class RouterActor(pykka.ThreadingActor):
             jitter=pool.jitter,
             rng=self._rng,
         )
-        if now + delay >= pending.deadline:
+        if time.monotonic() + delay >= pending.deadline:
             self._finish_error(pending, self._deadline_error(pending), cause=error)
             return
         pending.attempt += 1
@@ -371,8 +438,7 @@ class RouterActor(pykka.ThreadingActor):
         pending = self._pending.get(request_id)
         if pending is None or pending.future.done:
             return
-        now = time.monotonic()
-        if not any(self._usable(c, now) for c in self._conns.values()):
+        if not any(s.usable(time.monotonic()) for s in self._slots.values()):
             self._finish_error(pending, self._no_connection_error(), cause=pending.last_error)
             return
         # A retry has waited its turn already: it goes to the head of the queue.
@@ -417,36 +483,43 @@ class RouterActor(pykka.ThreadingActor):
             pending.timer.cancel()
             pending.timer = None
 
-    # -- connections and health ---------------------------------------------------------------
+    # -- connections ---------------------------------------------------------------------------
 
     def _attach(self, attach: Attach) -> None:
-        old = self._conns.get(attach.conn_id)
+        old = self._slots.get(attach.conn_id)
+        pool = self._config.pool
         breaker = CircuitBreaker(
             attach.conn_id, self._config.circuit_breaker, listener=self._breaker_moved
         )
-        self._conns[attach.conn_id] = _Conn(attach.conn_id, attach.ref, breaker, time.monotonic())
+        health = HealthTracker(self._config.health, pool.unhealthy_threshold)
+        self._slots[attach.conn_id] = Slot.new(
+            attach.conn_id,
+            attach.ref,
+            breaker,
+            health,
+            max_age=pool.max_connection_age,
+            lifetime=pool.connection_lifetime,
+            rng=self._rng,
+        )
         if old is not None and old.ref is not attach.ref:
             old.ref.stop(block=False)
         if attach.replacement:
             self._restarts += 1
+        self._growing = max(0, self._growing - 1)
         if self._metrics is not None:
             self._metrics.connection_opened(attach.conn_id)
         self._publish()
         self._dispatch()
 
-    def _breaker_moved(self, conn_id: str, old: BreakerState, new: BreakerState) -> None:
-        if self._metrics is not None:
-            self._metrics.breaker_transition(conn_id, old.value, new.value)
-
     def _on_gone(self, gone: ConnectionGone) -> None:
-        conn = self._conns.get(gone.conn_id)
-        if conn is None or conn.ref.is_alive():
-            return  # an old actor we already replaced, or a stale report
-        self._lose_connection(gone.conn_id, crashed=gone.crashed)
+        slot = self._slots.get(gone.conn_id)
+        if slot is None or slot.ref.is_alive():
+            return  # retired, recycled or replaced already: a stale report
+        self._lose(gone.conn_id, crashed=gone.crashed)
 
-    def _lose_connection(self, conn_id: str, *, crashed: bool) -> None:
-        conn = self._conns.pop(conn_id, None)
-        if conn is None:
+    def _lose(self, conn_id: str, *, crashed: bool) -> None:
+        slot = self._slots.pop(conn_id, None)
+        if slot is None:
             return
         logger.log(
             logging.DEBUG if self._stopped else logging.WARNING,
@@ -455,22 +528,23 @@ class RouterActor(pykka.ThreadingActor):
             "crashed" if crashed else "stopped",
             extra={"conn_id": conn_id},
         )
-        if conn.running is not None:
-            pending = self._pending.get(conn.running)
+        if slot.running is not None:
+            pending = self._pending.get(slot.running)
             if pending is not None and pending.conn == conn_id:
                 pending.conn = None
-                self._retry(
-                    pending,
-                    DockerUnavailable(
-                        f"{pending.request.operation}: connection {conn_id} died mid-call"
-                    ),
+                error = DockerUnavailable(
+                    f"{pending.request.operation}: connection {conn_id} died mid-call"
                 )
-        if self._metrics is not None:
-            self._metrics.connection_closed(conn_id, time.monotonic() - conn.created)
-        if not self._stopped and self._supervisor is not None:
+                self._retry(pending, error)
+        self._closed(slot)
+        if not self._stopped:
             self._tell_supervisor(Replace(conn_id))
         self._publish()
         self._dispatch()
+
+    def _closed(self, slot: Slot) -> None:
+        if self._metrics is not None:
+            self._metrics.connection_closed(slot.id, slot.age(time.monotonic()))
 
     def _tell_supervisor(self, message: Any) -> None:
         # The supervisor stops before the router at shutdown; a late report is not an error.
@@ -478,126 +552,232 @@ class RouterActor(pykka.ThreadingActor):
             with contextlib.suppress(pykka.ActorDeadError):
                 self._supervisor.tell(message)
 
-    def _check_health(self) -> None:
-        timeout = self._config.pool.health_check_timeout
-        for conn in self._conns.values():
-            # A busy connection is judged by the call it is running (bounded by its deadline);
-            # probing it would only queue the ping behind that call.
-            if conn.idle and not conn.recovering:
-                self._send_probe(conn, timeout)
+    # -- shape of the pool: load, idle, age ---------------------------------------------------
 
-    def _send_probe(self, conn: _Conn, timeout: float) -> None:
-        conn.probing = True
+    def _load_changed(self, now: float) -> None:
+        busy = sum(not s.idle for s in self._slots.values())
+        self._monitor.update(now, busy, len(self._queue), len(self._slots))
+
+    def _on_tick(self) -> None:
+        if self._stopped:
+            return
+        now = time.monotonic()
+        size = len(self._slots) + self._growing
+        decision = self._monitor.tick(now, size)
+        if decision is not None:
+            logger.info(
+                "pool %s from %d to %d: %s",
+                "grows" if decision.direction == "up" else "shrinks",
+                decision.from_size,
+                decision.to_size,
+                decision.reason,
+            )
+            if self._metrics is not None:
+                self._metrics.scaling_event(decision.direction, "load")
+            if decision.direction == "up":
+                self._growing += decision.to_size - decision.from_size
+                self._tell_supervisor(Grow(decision.to_size - decision.from_size))
+            else:
+                self._retire_idle(decision.from_size - decision.to_size, "load")
+        self._retire_long_idle(now)
+        self._recycle_old(now)
+        self._publish()
+        self._tick = self._scheduler.tell_later(self._tick_every, self.actor_ref, ScaleTick())
+
+    def _retire_idle(self, count: int, reason: str) -> None:
+        # Only idle connections leave, so no call is ever cut short by a resize.
+        idle = sorted((s for s in self._slots.values() if s.idle), key=lambda s: s.idle_since)
+        for slot in idle[:count]:
+            if len(self._slots) <= self._config.pool.min_pool_size:
+                return
+            self._slots.pop(slot.id)
+            self._closed(slot)
+            self._tell_supervisor(Retire(slot.id))
+            logger.info("retired connection %s (%s)", slot.id, reason, extra={"conn_id": slot.id})
+
+    def _retire_long_idle(self, now: float) -> None:
+        timeout = self._config.pool.idle_timeout
+        if len(self._slots) <= self._config.pool.min_pool_size:
+            return
+        stale = [s for s in self._slots.values() if s.idle and now - s.idle_since >= timeout]
+        if stale:
+            if self._metrics is not None:
+                self._metrics.scaling_event("down", "idle")
+            self._retire_idle(1, "idle_timeout")
+            self._monitor.resized(now)
+
+    def _recycle_old(self, now: float) -> None:
+        for slot in list(self._slots.values()):
+            if not slot.idle:
+                continue
+            if slot.age(now) >= slot.hard_age:
+                self._replace_old(slot, "connection_lifetime")
+            elif slot.age(now) >= slot.soft_age and not self._queue:
+                self._replace_old(slot, "max_connection_age")
+                return  # one soft replacement per tick: the pool is never recycled at once
+
+    def _replace_old(self, slot: Slot, reason: str) -> None:
+        self._slots.pop(slot.id, None)
+        self._closed(slot)
+        if self._metrics is not None:
+            self._metrics.recovery("recycle")
+        self._growing += 1
+        self._tell_supervisor(Recycle(slot.id))
+        logger.info("recycling connection %s (%s)", slot.id, reason, extra={"conn_id": slot.id})
+
+    # -- health --------------------------------------------------------------------------------
+
+    def _check_health(self) -> None:
+        for slot in self._slots.values():
+            # A busy connection is judged by the call it is running (bounded by its deadline);
+            # probing it would only queue the round behind that call.
+            if slot.idle and not slot.recovering:
+                self._send_probe(slot)
+
+    def _send_probe(self, slot: Slot) -> None:
+        slot.probing = True
         try:
-            conn.ref.tell(Probe(timeout))
+            slot.ref.tell(Probe(self._checks, self._config.pool.health_check_timeout))
         except pykka.ActorDeadError:
-            self._lose_connection(conn.id, crashed=True)
+            self._lose(slot.id, crashed=True)
 
     def _on_probe_done(self, done: ProbeDone) -> None:
-        conn = self._conns.get(done.conn_id)
-        if conn is None:
+        slot = self._slots.get(done.conn_id)
+        if slot is None:
             return
-        conn.probing = False
+        slot.probing = False
+        slot.recovering = False
+        slot.idle_since = time.monotonic()
+        ok = all(r.ok for r in done.results)
         if self._metrics is not None:
-            self._metrics.health_check(conn.id, done.seconds, done.ok)
-        if done.ok:
-            conn.consecutive_failures = 0
-            if not conn.healthy:
-                conn.healthy = True
-                conn.recovering = False
-                if self._metrics is not None:
-                    self._metrics.recovery("reconnect")
-                logger.warning("connection %s recovered", conn.id, extra={"conn_id": conn.id})
-                if self._supervisor is not None:
-                    self._tell_supervisor(ConnectionRecovered(conn.id))
-                self._publish()
-        else:
-            conn.recovering = False
-            self._count_failure(conn, reason=done.error)
+            self._metrics.health_check(slot.id, done.seconds, ok)
+        self._health_changed(slot, slot.health.round(done.results, done.seconds))
         self._dispatch()
 
-    def _count_failure(self, conn: _Conn, reason: str = "") -> None:
-        conn.consecutive_failures += 1
-        if conn.healthy and conn.consecutive_failures >= self._config.pool.unhealthy_threshold:
-            conn.healthy = False
-            logger.warning(
-                "connection %s unhealthy after %d failed checks%s",
-                conn.id,
-                conn.consecutive_failures,
-                f": {reason}" if reason else "",
-                extra={"conn_id": conn.id},
-            )
-            self._publish()
-        if not conn.healthy and self._supervisor is not None:
-            self._tell_supervisor(ConnectionUnhealthy(conn.id))
+    def _health_changed(self, slot: Slot, new: str) -> None:
+        old = slot.reported
+        if new == old:
+            if new == "unhealthy":
+                self._tell_supervisor(ConnectionUnhealthy(slot.id))
+            return
+        slot.reported = new
+        shown = "recovered" if old == "unhealthy" and new == "healthy" else new
+        level = logging.INFO if shown in ("healthy", "recovered") else logging.WARNING
+        logger.log(
+            level,
+            "connection %s %s -> %s%s",
+            slot.id,
+            old,
+            shown,
+            f": {slot.health.reason}" if slot.health.reason else "",
+            extra={"conn_id": slot.id},
+        )
+        self._alert("connection", slot.id, old, shown, slot.health.reason)
+        if new == "unhealthy":
+            self._tell_supervisor(ConnectionUnhealthy(slot.id))
+        elif old == "unhealthy":
+            if self._metrics is not None:
+                self._metrics.recovery("reconnect")
+            self._tell_supervisor(ConnectionRecovered(slot.id))
+        self._publish()
 
     def _recover(self, conn_id: str) -> None:
-        conn = self._conns.get(conn_id)
-        if conn is None or conn.healthy or not conn.idle:
+        slot = self._slots.get(conn_id)
+        if slot is None or slot.healthy or not slot.idle:
             return
-        conn.recovering = True
+        slot.recovering = True
         try:
-            conn.ref.tell(ResetClient())
+            slot.ref.tell(ResetClient())
         except pykka.ActorDeadError:
-            self._lose_connection(conn_id, crashed=True)
+            self._lose(conn_id, crashed=True)
             return
-        self._send_probe(conn, self._config.pool.health_check_timeout)
+        self._send_probe(slot)
+
+    def _breaker_moved(self, conn_id: str, old: BreakerState, new: BreakerState) -> None:
+        if self._metrics is not None:
+            self._metrics.breaker_transition(conn_id, old.value, new.value)
+        names = {BreakerState.OPEN: "opened", BreakerState.CLOSED: "closed"}
+        self._alert("breaker", conn_id, old.value, names.get(new, new.value))
+
+    def _alert(self, kind: str, subject: str, old: str, new: str, detail: str = "") -> None:
+        if self._alerts is None:
+            return
+        alert = HealthAlert(kind, subject, old, new, detail, time.time())
+        try:
+            if isinstance(self._alerts, pykka.ActorRef):
+                self._alerts.tell(alert)
+            else:
+                self._alerts(alert)
+        except Exception:
+            logger.exception("the alert target failed on %s", alert)
 
     # -- status and shutdown -------------------------------------------------------------------
 
+    def _pool_score(self) -> tuple[float, bool]:
+        slots = self._slots.values()
+        score = sum(s.health.score for s in slots) / len(slots) if slots else 0.0
+        healthy = sum(s.healthy for s in slots)
+        degraded = (
+            self._restarts_exceeded or healthy == 0 or score < self._config.health.degraded_score
+        )
+        return score, degraded
+
     def _publish(self) -> None:
+        score, degraded = self._pool_score()
+        if degraded != self._pool_degraded and (self._slots or self._restarts_exceeded):
+            self._pool_degraded = degraded
+            old, new = ("healthy", "degraded") if degraded else ("degraded", "recovered")
+            logger.log(
+                logging.WARNING if degraded else logging.INFO,
+                "pool %s (score %.2f)",
+                new,
+                score,
+            )
+            self._alert("pool", "pool", old, new, f"health score {score:.2f}")
         if self._metrics is None:
             return
-        conns = self._conns.values()
+        slots = self._slots.values()
         pool = self._config.pool
         self._metrics.set_pool(
-            size=len(self._conns),
+            size=len(self._slots),
             min_size=pool.min_pool_size,
             max_size=pool.max_pool_size,
-            active=sum(not c.idle for c in conns),
-            healthy=sum(c.healthy for c in conns),
+            active=sum(not s.idle for s in slots),
+            healthy=sum(s.healthy for s in slots),
             queue_length=len(self._queue),
         )
 
-    def _status(self) -> PoolStatusReport | ReplyFuture:
+    def _status(self) -> PoolStatusReport:
         now = time.monotonic()
-        conns = tuple(
-            ConnectionStatus(
-                id=c.id,
-                healthy=c.healthy,
-                breaker=c.breaker.current(now).value,
-                in_use=not c.idle,
-                usage_count=c.usage_count,
-                age=now - c.created,
-                last_used=c.last_used,
-                consecutive_failures=c.consecutive_failures,
-            )
-            for c in sorted(self._conns.values(), key=lambda c: int(c.id.lstrip("c") or 0))
-        )
-        healthy = sum(c.healthy for c in conns)
+        slots = sorted(self._slots.values(), key=lambda s: int(s.id.lstrip("c") or 0))
+        conns = tuple(s.status(now) for s in slots)
+        score, degraded = self._pool_score()
         pool = self._config.pool
-        report = PoolStatusReport(
+        return PoolStatusReport(
             connections=conns,
             size=len(conns),
             min_size=pool.min_pool_size,
             max_size=pool.max_pool_size,
-            healthy=healthy,
+            healthy=sum(c.healthy for c in conns),
             queue_length=len(self._queue),
             restarts=self._restarts,
-            degraded=self._degraded or healthy < min(pool.min_pool_size, max(1, len(conns))),
+            degraded=degraded,
+            load=self._monitor.load,
+            score=score,
+            scaling=tuple(self._monitor.decisions),
         )
-        self._publish()
-        return report
 
     def _forward_to_streams(self, message: Any) -> Any:
         if self._stopped:
-            raise PoolStopped("the pool is stopped; start a new one with actorpool.start()")
+            raise PoolStopped(_STOPPED)
         if self._streams is None:
             raise ActorPoolError("this pool has no stream manager")
         return self._streams.ask(message, block=False)
 
     def _shutdown(self) -> None:
         self._stopped = True
+        if self._tick is not None:
+            self._tick.cancel()
         error = PoolStopped("the pool was stopped before the request was answered")
         for pending in list(self._pending.values()):
             pending.future.try_set_exception(error)

@@ -285,6 +285,23 @@ def _wait_gone(pids: Iterable[int], timeout: float) -> list[int]:
     return left
 
 
+def _wait_threads(pid: int, *, stopped: bool, timeout: float) -> bool:
+    """Wait until every thread of ``pid`` is (or is no longer) in the stopped state."""
+    deadline = time.monotonic() + timeout
+    while True:
+        states = []
+        with contextlib.suppress(OSError):
+            for task in os.scandir(f"/proc/{pid}/task"):
+                with contextlib.suppress(OSError):
+                    stat = Path(task.path, "stat").read_bytes()
+                    states.append(stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3])
+        if not states or all((state in (b"T", b"t")) == stopped for state in states):
+            return bool(states)
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.005)
+
+
 def _signal(pid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signum)
@@ -621,6 +638,11 @@ class Sandbox:
                 raise SandboxError(msg)
             os.kill(pid, signal.SIGSTOP)
             self._paused = True
+            # SIGSTOP lands asynchronously: a busy thread can still answer a
+            # request after kill() returns. Return only once every thread is stopped.
+            if not _wait_threads(pid, stopped=True, timeout=5.0):
+                msg = f"dockerd {pid} did not stop within 5 s of SIGSTOP"
+                raise SandboxError(msg)
 
     def resume(self) -> None:
         """SIGCONT dockerd after :meth:`pause` (a no-op otherwise)."""
@@ -628,6 +650,7 @@ class Sandbox:
             pid = self.pid
             if pid is not None and self._paused:
                 os.kill(pid, signal.SIGCONT)
+                _wait_threads(pid, stopped=False, timeout=5.0)
             self._paused = False
 
     def restart(self, timeout: float = 30.0) -> Self:
@@ -809,20 +832,19 @@ class Sandbox:
     def cleanup(self) -> None:
         """Stop everything this sandbox started and delete its state; idempotent.
 
-        Containers are killed through the API while the daemon still answers,
-        the daemon is stopped, any process left (containerd, shims, container
-        processes) is killed, mounts under the root are detached, the cgroups
-        and the directories are removed. Directories are only removed once no
-        mount remains under them.
+        The daemon gets SIGKILL rather than a graceful stop (its state is
+        about to be deleted, and a graceful stop costs a second of dockerd
+        waiting to reconnect to its containerd), then every process left
+        (containerd, shims, container processes) is killed, mounts under the
+        root are detached, and the cgroups and the directories are removed.
+        Directories are only removed once no mount remains under them.
         """
         with self._lock:
             if self._cleaned:
                 return
             try:
-                if self.running:
-                    self.resume()
-                    self._kill_containers()
-                    self.stop()
+                self.kill()
+                self._process = None
             finally:
                 self._kill_leftovers(keep_containers=False)
                 self._unmount_all()

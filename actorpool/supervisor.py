@@ -29,9 +29,12 @@ from actorpool.protocol import (
     ConnectionRecovered,
     ConnectionUnhealthy,
     Degraded,
+    Grow,
     Recover,
     RecoverDue,
+    Recycle,
     Replace,
+    Retire,
     Tick,
 )
 from actorpool.scheduler import Scheduler, TimerHandle
@@ -74,10 +77,11 @@ class SupervisorActor(pykka.ThreadingActor):
         self._waiting_replacement: set[str] = set()
         self._degraded = False
         self._tick: TimerHandle | None = None
+        self._next_id = 0
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Tick):
-            self._router.tell(CheckHealth())
+            self._tell_router(CheckHealth())
             self._schedule_tick()
         elif isinstance(message, Replace):
             self._replace(message.conn_id)
@@ -85,15 +89,23 @@ class SupervisorActor(pykka.ThreadingActor):
             self._schedule_recovery(message.conn_id)
         elif isinstance(message, RecoverDue):
             self._recovery_timers.pop(message.conn_id, None)
-            self._router.tell(Recover(message.conn_id))
+            self._tell_router(Recover(message.conn_id))
         elif isinstance(message, ConnectionRecovered):
             self._recovery_attempts.pop(message.conn_id, None)
             timer = self._recovery_timers.pop(message.conn_id, None)
             if timer is not None:
                 timer.cancel()
+        elif isinstance(message, Grow):
+            for _ in range(message.count):
+                self._start_connection(self._new_id(), replacement=False)
+        elif isinstance(message, Retire):
+            self._stop_connection(message.conn_id)
+        elif isinstance(message, Recycle):
+            self._stop_connection(message.conn_id)
+            self._start_connection(message.conn_id, replacement=False)
         elif isinstance(message, Bootstrap):
-            for i in range(self._config.pool.initial_pool_size):
-                self._start_connection(f"c{i}", replacement=False)
+            for _ in range(self._config.pool.initial_pool_size):
+                self._start_connection(self._new_id(), replacement=False)
             self._schedule_tick()
             return len(self._conns)
         else:
@@ -101,20 +113,41 @@ class SupervisorActor(pykka.ThreadingActor):
             raise UnknownMessage(msg)
         return None
 
+    def _tell_router(self, message: Any) -> None:
+        # The router stops last; a report racing the shutdown is not an error.
+        with contextlib.suppress(pykka.ActorDeadError):
+            self._router.tell(message)
+
     def _schedule_tick(self) -> None:
         self._tick = self._scheduler.tell_later(
             self._config.pool.health_check_interval, self.actor_ref, Tick()
         )
 
+    def _new_id(self) -> str:
+        conn_id = f"c{self._next_id}"
+        self._next_id += 1
+        return conn_id
+
+    def _stop_connection(self, conn_id: str) -> None:
+        # The router handed the slot back idle, so stopping cannot cut a call short.
+        ref = self._conns.pop(conn_id, None)
+        self._recovery_attempts.pop(conn_id, None)
+        timer = self._recovery_timers.pop(conn_id, None)
+        if timer is not None:
+            timer.cancel()
+        if ref is not None:
+            with contextlib.suppress(pykka.ActorDeadError):
+                ref.stop(block=False)
+
     def _start_connection(self, conn_id: str, *, replacement: bool) -> None:
         ref = ConnectionActor.start(conn_id, self._config, self._router)
         self._conns[conn_id] = ref
-        self._router.tell(Attach(conn_id, ref, replacement=replacement))
+        self._tell_router(Attach(conn_id, ref, replacement=replacement))
 
     def _replace(self, conn_id: str) -> None:
         old = self._conns.get(conn_id)
-        if old is not None and old.is_alive():
-            return
+        if old is None or old.is_alive():
+            return  # retired since, or already replaced
         now = time.monotonic()
         window = self._config.pool.restart_window
         while self._restarts and now - self._restarts[0] > window:
@@ -123,7 +156,7 @@ class SupervisorActor(pykka.ThreadingActor):
             # Past the restart intensity: stop spinning, report degraded, try again later.
             if not self._degraded:
                 self._degraded = True
-                self._router.tell(Degraded(True))
+                self._tell_router(Degraded(True))
                 logger.error(
                     "%d connection restarts within %.0fs: pool degraded; retrying in %.0fs",
                     len(self._restarts),
@@ -134,7 +167,7 @@ class SupervisorActor(pykka.ThreadingActor):
             return
         if self._degraded:
             self._degraded = False
-            self._router.tell(Degraded(False))
+            self._tell_router(Degraded(False))
         self._restarts.append(now)
         if self._metrics is not None:
             self._metrics.recovery("restart")

@@ -13,12 +13,15 @@ at interpreter exit; the session fails if any of their processes survive.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import docker.errors
+import pykka
 import pytest
 import requests
 
@@ -95,10 +98,31 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         remaining = sandbox.leftover_processes()
         if remaining:
             leftovers.append(f"{sandbox.root}: processes still running: {remaining}")
+    leftovers.extend(_stop_leaked_threads())
     if leftovers:
-        print("\nconftest: private dockerd leftovers:\n  " + "\n  ".join(leftovers))
+        print("\nconftest: leftovers at session end:\n  " + "\n  ".join(leftovers))
         if session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _stop_leaked_threads() -> list[str]:
+    # A non-daemon thread still running (an actor nobody stopped) would keep the
+    # interpreter from exiting: CI would hang until its time limit. Name them,
+    # stop leaked actors, and fail the session.
+    def leaked() -> list[threading.Thread]:
+        main = threading.main_thread()
+        return [t for t in threading.enumerate() if t is not main and not t.daemon]
+
+    deadline = time.monotonic() + 2.0
+    while leaked() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    threads = leaked()
+    if not threads:
+        return []
+    names = ", ".join(sorted(t.name for t in threads))
+    with contextlib.suppress(pykka.Timeout):
+        pykka.ActorRegistry.stop_all(block=True, timeout=5)
+    return [f"non-daemon threads still running (stop every actor/pool you start): {names}"]
 
 
 def _new_sandbox(*, live_restore: bool, shared: bool) -> Sandbox:
@@ -249,8 +273,9 @@ def make_config(request: pytest.FixtureRequest) -> MakeConfig:
     :class:`Sandbox` or a daemon URL (default: the shared sandbox); each
     keyword is a section mapping (``pool={"min_pool_size": 1}``). Defaults
     differ from production for speed: pool sizes 2/4/8, health checks every
-    0.5 s, retries from 0.05 s to 0.5 s, monitoring disabled unless a test
-    passes ``monitoring={"enabled": True, ...}``. ``DOCKER_HOST`` is ignored.
+    0.5 s, retries from 0.05 s to 0.5 s, monitoring and rate limiting disabled
+    unless a test passes ``monitoring={"enabled": True, ...}`` (likewise
+    ``rate_limit``). ``DOCKER_HOST`` is ignored.
     """
 
     def make(sandbox: Sandbox | str | None = None, **sections: Mapping[str, Any]) -> Config:
@@ -266,6 +291,8 @@ def make_config(request: pytest.FixtureRequest) -> MakeConfig:
         for key, value in _fit_defaults(given, parse_duration).items():
             pool[key] = value
         data.setdefault("monitoring", {}).setdefault("enabled", False)
+        # The production default (100 requests/s) would throttle load tests; rate-limit tests ask.
+        data.setdefault("rate_limit", {}).setdefault("enabled", False)
         return Config.from_mapping({"docker": data}, environ={})
 
     return make

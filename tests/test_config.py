@@ -58,6 +58,8 @@ DOCUMENTED: dict[str, dict[str, Any]] = {
         "max_queue": 1000,
         "max_restarts": 10,
         "restart_window": 60.0,
+        "load_threshold": 0.75,
+        "load_window": 10.0,
     },
     "api": {
         "version": "1.40",
@@ -98,6 +100,16 @@ DOCUMENTED: dict[str, dict[str, Any]] = {
         "reconnect_max_delay": 5.0,
         "give_up_after": 300.0,
         "resume_tail": 10000,
+    },
+    "health": {
+        "ping_weight": 1.0,
+        "list_latency_weight": 0.5,
+        "events_weight": 0.5,
+        "latency_threshold": 1.0,
+        "trend_window": 8,
+        "trend_ratio": 2.0,
+        "trend_floor": 0.02,
+        "degraded_score": 0.5,
     },
 }
 

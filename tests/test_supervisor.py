@@ -9,7 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from helpers import wait_until
 
 import actorpool
 from actorpool.config import Config
@@ -22,6 +21,8 @@ from actorpool.faultproxy import FaultProxy
 from actorpool.messages import Execute, ListContainers, Ping, PoolStatus
 from actorpool.pool import Pool
 from actorpool.sandbox import Sandbox
+
+from helpers import wait_until
 
 MakeConfig = Callable[..., Config]
 

@@ -1,0 +1,1207 @@
+"""The ``actorpool`` command: containers, logs and pool health through the pool.
+
+Commands (``actorpool COMMAND --help`` for each)::
+
+    actorpool ps [-a] [--filter k=v]            containers, as a table like docker ps
+    actorpool logs [-f] [--since] [-n N] [-t] C...  logs of one or more containers
+    actorpool monitor [--filter k=v] [--metrics ADDR]  follow every container's logs
+    actorpool health                            the pool's connections; exit 1 if degraded
+    actorpool config check [FILE]               validate a config, print it with defaults
+
+Global options (before or after the command): ``--config FILE``, ``-H/--host``
+(like Docker's), ``--log-level``, ``--log-json`` and ``--debug``. The daemon
+address is taken from ``-H``, else the config file's
+``docker.pool.socket_path``, else ``DOCKER_HOST``, else
+``unix:///var/run/docker.sock``.
+
+Every command that talks to Docker first pings the daemon once with a short
+timeout: a daemon that is down is then one clear line after two seconds,
+instead of a wait through the pool's retries and backoff.
+
+Exit codes:
+
+    0    ok
+    1    the pool is degraded or unhealthy (``health``)
+    2    usage or configuration error
+    3    cannot reach Docker (and, for ``monitor``, cannot start a private one)
+    4    any other actorpool error (e.g. no such container, metrics port in use)
+    130  interrupted (Ctrl-C)
+
+Errors are one line on stderr, never a traceback (``--debug`` shows it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import os
+import queue
+import re
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from types import FrameType
+from typing import Any, Literal, NoReturn, TextIO, cast
+
+import attrs
+import pykka
+import yaml
+
+import actorpool
+from actorpool.config import (
+    DEFAULT_SOCKET,
+    Config,
+    config_to_dict,
+    load_config,
+    normalize_socket_path,
+    parse_duration,
+)
+from actorpool.errors import (
+    ActorPoolError,
+    ConfigError,
+    DockerUnavailable,
+    NoHealthyConnections,
+    NotFound,
+)
+from actorpool.messages import (
+    ContainerLogs,
+    Execute,
+    FollowContainers,
+    InspectContainer,
+    ListContainers,
+    LogChunk,
+    LogLine,
+    LogStreamEnded,
+    LogStreamError,
+    Ping,
+    PoolStatusReport,
+    SubscribeLogs,
+)
+from actorpool.obslog import configure_logging
+
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_UNHEALTHY",
+    "EXIT_UNREACHABLE",
+    "EXIT_USAGE",
+    "CliError",
+    "LinePrinter",
+    "build_parser",
+    "main",
+    "parse_since",
+    "resolve_config",
+]
+
+EXIT_OK = 0
+EXIT_UNHEALTHY = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+EXIT_ERROR = 4
+EXIT_INTERRUPTED = 130
+
+_EXIT_CODES = """\
+exit codes:
+  0    ok
+  1    the pool is degraded or unhealthy (health)
+  2    usage or configuration error
+  3    cannot reach Docker (monitor: and cannot start a private daemon)
+  4    any other actorpool error (e.g. no such container, metrics port in use)
+  130  interrupted (Ctrl-C)
+
+The daemon address comes from -H, else the config file's docker.pool.socket_path,
+else DOCKER_HOST, else unix:///var/run/docker.sock.
+"""
+
+# How long the up-front ping waits: long enough for a busy daemon, short enough
+# that "no daemon" is an answer rather than a hang.
+PING_TIMEOUT = 2.0
+
+# How long a command waits for the pool to stop (monitor must be gone within 2 s).
+_STOP_TIMEOUT = 1.5
+
+# The reason of the LogStreamEnded every stream sends when the pool stops: not news.
+_POOL_STOPPED = "pool stopped"
+
+# Name colours, in order of first appearance (docker compose's palette).
+_PALETTE = ("36", "33", "32", "35", "34", "96", "93", "92", "95", "94")
+
+
+class CliError(Exception):
+    """A command failed in a way the user can fix: ``message`` and the exit ``code``."""
+
+    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (exit 2) that point at ``--help``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _add_common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    # The top-level parser holds the defaults; a subcommand's copies default to
+    # SUPPRESS so `actorpool -H x ps` and `actorpool ps -H x` both work.
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if suppress else value
+
+    group = parser.add_argument_group("global options")
+    group.add_argument(
+        "--config", metavar="FILE", default=default(None), help="YAML configuration file"
+    )
+    group.add_argument(
+        "-H",
+        "--host",
+        metavar="HOST",
+        default=default(None),
+        help="daemon address: unix:///path/docker.sock or tcp://host:port (overrides all else)",
+    )
+    group.add_argument(
+        "--log-level",
+        default=default("warning"),
+        choices=("debug", "info", "warning", "error", "critical"),
+        type=str.lower,
+        help="actorpool's own log level (default: warning)",
+    )
+    group.add_argument(
+        "--log-json",
+        action="store_true",
+        default=default(False),
+        help="write actorpool's own log records as JSON lines",
+    )
+    group.add_argument(
+        "--debug",
+        action="store_true",
+        default=default(False),
+        help="show a traceback when a command fails",
+    )
+
+
+def _filter_arg(value: str) -> tuple[str, str]:
+    key, sep, val = value.partition("=")
+    if not sep or not key:
+        msg = f"filter must be key=value (e.g. label=app=web, status=running), got {value!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return key, val
+
+
+def _seconds_arg(value: str) -> float:
+    try:
+        seconds = parse_duration(value, "value")
+    except ConfigError:
+        msg = f"must be a number of seconds or a duration like 500ms, 5s, 2m; got {value!r}"
+        raise argparse.ArgumentTypeError(msg) from None
+    if seconds <= 0:
+        msg = f"must be more than zero seconds, got {value!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return seconds
+
+
+def _tail_arg(value: str) -> int | Literal["all"]:
+    if value == "all":
+        return "all"
+    if value.isdigit():
+        return int(value)
+    msg = f"must be 'all' or a number of lines, got {value!r}"
+    raise argparse.ArgumentTypeError(msg)
+
+
+def _since_arg(value: str) -> str:
+    try:
+        return parse_since(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``actorpool`` argument parser (each command's handler in ``func``)."""
+    parser = _Parser(
+        prog="actorpool",
+        description="Talk to Docker through a pool of actor connections.",
+        epilog=_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"actorpool {actorpool.__version__}")
+    _add_common(parser, suppress=False)
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    def command(name: str, help_text: str, func: Callable[[argparse.Namespace], int]) -> Any:
+        sub = commands.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=_EXIT_CODES,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        _add_common(sub, suppress=True)
+        sub.set_defaults(func=func)
+        return sub
+
+    ps = command("ps", "List containers through the pool (like docker ps).", _cmd_ps)
+    ps.add_argument("-a", "--all", action="store_true", help="include stopped containers")
+    ps.add_argument(
+        "-f",
+        "--filter",
+        action="append",
+        type=_filter_arg,
+        default=[],
+        metavar="KEY=VALUE",
+        help="Docker filter, repeatable (label=app=web, status=exited, name=db)",
+    )
+    ps.add_argument("-q", "--quiet", action="store_true", help="only print container ids")
+    ps.add_argument("--no-trunc", action="store_true", help="do not shorten ids and commands")
+
+    logs = command(
+        "logs",
+        "Print the logs of one or more containers (like docker logs); stdout lines go to "
+        "stdout and stderr lines to stderr, prefixed by the container's name when there are "
+        "several.",
+        _cmd_logs,
+    )
+    logs.add_argument("containers", nargs="+", metavar="CONTAINER", help="container id or name")
+    logs.add_argument("-f", "--follow", action="store_true", help="follow new lines")
+    logs.add_argument(
+        "--since",
+        type=_since_arg,
+        help="only lines since a time: 2024-01-31T12:00:00Z, Unix seconds, or ago (10m, 1h30m)",
+    )
+    logs.add_argument(
+        "-n", "--tail", type=_tail_arg, default="all", help="lines from the end (default: all)"
+    )
+    logs.add_argument("-t", "--timestamps", action="store_true", help="show timestamps")
+
+    monitor = command(
+        "monitor",
+        "Follow and print the logs of every matching container, including ones that start "
+        "later, serve Prometheus metrics and print a pool health line every few seconds. "
+        "With no daemon reachable at the default address it starts a private sandbox daemon "
+        "with demo containers (needs root) and removes it on exit.",
+        _cmd_monitor,
+    )
+    monitor.add_argument(
+        "-f",
+        "--filter",
+        action="append",
+        type=_filter_arg,
+        default=[],
+        metavar="KEY=VALUE",
+        help="which containers to follow, repeatable (e.g. label=app=web); default: all",
+    )
+    monitor.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics here (sets docker.monitoring.listen; port 0 = any)",
+    )
+    monitor.add_argument(
+        "--summary-interval",
+        type=_seconds_arg,
+        default=5.0,
+        metavar="SECONDS",
+        help="seconds between pool health lines on stderr (default: 5)",
+    )
+    monitor.add_argument(
+        "-n",
+        "--tail",
+        type=_tail_arg,
+        default=10,
+        help="lines of history of the containers already running (default: 10; 'all' for "
+        "everything); containers that start later are shown from their first line",
+    )
+    monitor.add_argument("-t", "--timestamps", action="store_true", help="show timestamps")
+    sandbox = monitor.add_mutually_exclusive_group()
+    sandbox.add_argument(
+        "--sandbox",
+        dest="sandbox",
+        action="store_true",
+        default=None,
+        help="always start a private sandbox daemon with demo containers (needs root)",
+    )
+    sandbox.add_argument(
+        "--no-sandbox",
+        dest="sandbox",
+        action="store_false",
+        help="never start a sandbox daemon; fail if no daemon is reachable",
+    )
+    monitor.add_argument(
+        "--duration", type=_seconds_arg, metavar="SECONDS", help="stop by itself after this long"
+    )
+
+    command(
+        "health",
+        "Check the pool (one ping through every connection) and print each connection's "
+        "health, breaker, usage and age; exit 1 when the pool is degraded. Usable as a "
+        "container health check.",
+        _cmd_health,
+    )
+
+    config = command("config", "Configuration commands.", _cmd_config_help)
+    config_commands = config.add_subparsers(title="commands", metavar="COMMAND")
+    check = config_commands.add_parser(
+        "check",
+        help="validate a configuration file and print the effective configuration",
+        description="Validate a configuration file (default: --config, else the defaults) and "
+        "print the effective configuration, defaults filled in, as YAML. Exit 2 when invalid.",
+        epilog=_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_common(check, suppress=True)
+    check.add_argument("file", nargs="?", metavar="FILE", help="the YAML file to check")
+    check.set_defaults(func=_cmd_config_check)
+    config.set_defaults(_config_parser=config)
+    return parser
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+def resolve_config(
+    args: argparse.Namespace, *, path: str | None = None, environ: Mapping[str, str] | None = None
+) -> Config:
+    """The configuration a command runs with: ``-H`` > file > ``DOCKER_HOST`` > default.
+
+    Args:
+        args: Parsed arguments (``config`` and ``host`` are used).
+        path: A file that replaces ``--config`` (``config check FILE``).
+        environ: Where to read ``DOCKER_HOST`` (``os.environ`` by default).
+
+    Raises:
+        ConfigError: The file or ``-H`` is invalid.
+    """
+    config = load_config(path or args.config, environ=environ)
+    if args.host:
+        socket_path = normalize_socket_path(args.host, "-H/--host")
+        config = attrs.evolve(config, pool=attrs.evolve(config.pool, socket_path=socket_path))
+    return config
+
+
+def _without_metrics(config: Config) -> Config:
+    # One-shot commands never bind the metrics port (a running monitor may hold it).
+    return attrs.evolve(config, monitoring=attrs.evolve(config.monitoring, enabled=False))
+
+
+def _address_is_explicit(args: argparse.Namespace, config: Config) -> bool:
+    return bool(args.host or os.environ.get("DOCKER_HOST")) or (
+        config.pool.socket_path != DEFAULT_SOCKET
+    )
+
+
+def _check_reachable(config: Config, timeout: float = PING_TIMEOUT) -> None:
+    """Ping the daemon once, directly; raise ``CliError`` (exit 3) saying why it failed."""
+    from actorpool.client import make_client
+
+    url = config.pool.socket_path
+    try:
+        client = make_client(config, timeout=timeout)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except Exception as exc:
+        msg = (
+            f"cannot reach Docker at {url}: {_unreachable_reason(exc, timeout)} — is the daemon "
+            "running? set DOCKER_HOST, -H or docker.pool.socket_path"
+        )
+        raise CliError(msg, EXIT_UNREACHABLE) from exc
+
+
+def _unreachable_reason(exc: BaseException, timeout: float) -> str:
+    """The root cause of a failed ping, in a few words."""
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int):  # docker.errors.APIError: something answered, not like dockerd
+        return f"the address answered HTTP {status} to /_ping, not like a Docker daemon"
+    causes: list[BaseException] = []
+    todo: list[BaseException] = [exc]
+    while todo:  # requests and urllib3 nest their causes in args as well as __cause__
+        cur = todo.pop()
+        if any(cur is seen for seen in causes):
+            continue
+        causes.append(cur)
+        todo.extend(a for a in cur.args if isinstance(a, BaseException))
+        todo.extend(c for c in (cur.__cause__, cur.__context__) if c is not None)
+        reason = getattr(cur, "reason", None)
+        if isinstance(reason, BaseException):
+            todo.append(reason)
+    words: list[tuple[type[BaseException], str]] = [
+        (FileNotFoundError, "no such socket"),
+        (ConnectionRefusedError, "connection refused"),
+        (PermissionError, "permission denied"),
+        (socket.gaierror, "unknown host"),
+        (ConnectionResetError, "connection reset"),
+    ]
+    for kind, text in words:
+        if any(isinstance(c, kind) for c in causes):
+            return text
+    if any(isinstance(c, TimeoutError | socket.timeout) or "timed out" in str(c) for c in causes):
+        return f"no answer within {timeout:g}s"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _filters(pairs: Sequence[tuple[str, str]]) -> dict[str, list[str]] | None:
+    result: dict[str, list[str]] = {}
+    for key, value in pairs:
+        result.setdefault(key, []).append(value)
+    return result or None
+
+
+_AGO = re.compile(r"^(?:\d+(?:\.\d+)?(?:ms|s|m|h))+$")
+_AGO_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIX = re.compile(r"^(\d+)(?:\.(\d{1,9}))?$")
+_ISO_FRACTION = re.compile(r"\.(\d+)")
+
+
+def parse_since(value: str, *, now: float | None = None) -> str:
+    """Turn a ``--since`` value into the daemon's exact ``"seconds.nanoseconds"``.
+
+    Accepts what ``docker logs --since`` does: an RFC 3339 time
+    (``2024-01-31T12:00:00.5Z``; no zone means UTC), Unix seconds
+    (``1706702400.5``), or a duration ago (``90s``, ``10m``, ``1h30m``).
+
+    Raises:
+        ValueError: None of those.
+    """
+    text = value.strip()
+    unix = _UNIX.match(text)
+    if unix:
+        return f"{unix[1]}.{(unix[2] or '').ljust(9, '0')}"
+    if _AGO.match(text):
+        # Integer nanoseconds: float seconds since 1970 cannot hold nanoseconds exactly.
+        units = {"ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000}
+        ago = sum(round(float(n) * units[unit]) for n, unit in _AGO_PART.findall(text))
+        ns = (time.time_ns() if now is None else round(now * 1e9)) - ago
+        return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
+    fraction = _ISO_FRACTION.search(text)
+    nanos = int(fraction[1][:9].ljust(9, "0")) if fraction else 0
+    try:
+        moment = datetime.datetime.fromisoformat(_ISO_FRACTION.sub("", text, count=1))
+    except ValueError:
+        msg = (
+            f"--since must be a time (2024-01-31T12:00:00Z), Unix seconds or a duration "
+            f"ago (10m, 1h30m), got {value!r}"
+        )
+        raise ValueError(msg) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return f"{int(moment.timestamp())}.{nanos:09d}"
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _colour_enabled(stream: TextIO) -> bool:
+    # https://no-color.org: any non-empty NO_COLOR turns colour off.
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _format_timestamp(ns: int) -> str:
+    seconds, nanos = divmod(ns, 1_000_000_000)
+    moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{nanos:09d}Z"
+
+
+class _Output:
+    """Writes log lines: stdout lines to stdout, stderr lines to stderr, name-prefixed.
+
+    Colour is decided per stream (a TTY, and ``NO_COLOR`` unset), so
+    ``actorpool logs x 2>err.txt`` keeps colour codes out of the file.
+    Used by one thread at a time (the printer actor, or the main thread).
+    """
+
+    def __init__(
+        self,
+        *,
+        prefix: bool,
+        timestamps: bool,
+        stdout: TextIO | None = None,
+        stderr: TextIO | None = None,
+    ) -> None:
+        self.stdout = sys.stdout if stdout is None else stdout
+        self.stderr = sys.stderr if stderr is None else stderr
+        self.prefix = prefix
+        self.timestamps = timestamps
+        self._colour = {
+            "stdout": _colour_enabled(self.stdout),
+            "stderr": _colour_enabled(self.stderr),
+        }
+        self._colours: dict[str, str] = {}
+        self._width = 0
+
+    def _prefix(self, name: str, stream: str) -> str:
+        if not self.prefix:
+            return ""
+        colour = self._colours.setdefault(name, _PALETTE[len(self._colours) % len(_PALETTE)])
+        self._width = max(self._width, len(name))
+        label = f"{name:<{self._width}} | "
+        return f"\x1b[{colour}m{label}\x1b[0m" if self._colour[stream] else label
+
+    def lines(self, name: str, lines: Sequence[LogLine], *, flush: bool = True) -> int:
+        """Write ``lines`` of container ``name``; return how many were written.
+
+        ``flush`` (the default) pushes them out at once, as following needs;
+        a one-off dump of a log flushes once at the end instead.
+        """
+        touched: set[TextIO] = set()
+        for line in lines:
+            target = self.stderr if line.stream == "stderr" else self.stdout
+            stamp = (
+                f"{_format_timestamp(line.timestamp)} "
+                if self.timestamps and line.timestamp
+                else ""
+            )
+            cut = " [truncated]" if line.truncated else ""
+            target.write(f"{self._prefix(name, line.stream)}{stamp}{line.text}{cut}\n")
+            touched.add(target)
+        if flush:
+            for target in touched:
+                target.flush()
+        return len(lines)
+
+    def notice(self, name: str, text: str) -> None:
+        """A line about a stream (ended, failed), on stderr, dimmed on a TTY."""
+        body = f"-- {text}"
+        if self._colour["stderr"]:
+            body = f"\x1b[2m{body}\x1b[0m"
+        self.stderr.write(f"{self._prefix(name, 'stderr')}{body}\n")
+        self.stderr.flush()
+
+    def status(self, text: str) -> None:
+        """A line of actorpool's own (startup, health summary) on stderr."""
+        if self._colour["stderr"]:
+            text = f"\x1b[1m{text}\x1b[0m"
+        self.stderr.write(f"{text}\n")
+        self.stderr.flush()
+
+
+# --------------------------------------------------------------------------- the printer actor
+
+
+@attrs.frozen
+class _Names:
+    """Tell the printer the names of containers (id -> name)."""
+
+    names: Mapping[str, str]
+
+
+@attrs.frozen
+class _GetStats:
+    """Ask the printer for a :class:`PrinterStats`."""
+
+
+@attrs.frozen
+class PrinterStats:
+    """What a :class:`LinePrinter` has seen so far.
+
+    Attributes:
+        lines: Lines printed.
+        streaming: Containers whose stream delivered and has not ended.
+        ended: Streams that ended (any reason).
+        failed: Streams that gave up with an error.
+        broken: The output was closed (e.g. a pipe to ``head``); nothing more is printed.
+    """
+
+    lines: int
+    streaming: int
+    ended: int
+    failed: int
+    broken: bool
+
+
+class LinePrinter(pykka.ThreadingActor):
+    """A subscriber actor that prints the ``LogChunk`` messages the pool sends it.
+
+    The pool's streams name containers by id. Chunks of a container whose
+    name the printer does not know yet are held, and ``resolve(id)`` is
+    called once (from the printer's thread; it must not block): whoever
+    resolves it tells the printer ``_Names`` and the held chunks are printed
+    in order. Resolving is done by the CLI's main thread, because an actor
+    must never wait on another actor's reply.
+
+    Args:
+        output: Where lines go.
+        names: Known container names by id.
+        resolve: Called with an unknown container id; ``None`` prints short ids.
+        expect: Set ``done`` once this many streams have ended (``logs -f``).
+        done: Set when ``expect`` streams ended or the output broke.
+        notices: Print a line on stderr when a stream ends.
+    """
+
+    def __init__(
+        self,
+        output: _Output,
+        *,
+        names: Mapping[str, str] | None = None,
+        resolve: Callable[[str], None] | None = None,
+        expect: int | None = None,
+        done: threading.Event | None = None,
+        notices: bool = False,
+    ) -> None:
+        super().__init__()
+        self._output = output
+        self._names = dict(names or {})
+        self._resolve = resolve
+        self._expect = expect
+        self._done = done
+        self._notices = notices
+        self._held: dict[str, list[Any]] = {}
+        self._streaming: set[str] = set()
+        self._lines = 0
+        self._ended = 0
+        self._failed = 0
+        self._broken = False
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, LogChunk | LogStreamEnded | LogStreamError):
+            self._stream_message(message)
+        elif isinstance(message, _Names):
+            self._names.update(message.names)
+            for cid in message.names:
+                for held in self._held.pop(cid, []):
+                    self._stream_message(held)
+        elif isinstance(message, _GetStats):
+            return PrinterStats(
+                self._lines, len(self._streaming), self._ended, self._failed, self._broken
+            )
+        return None
+
+    def _stream_message(self, message: LogChunk | LogStreamEnded | LogStreamError) -> None:
+        cid = message.container_id
+        if not cid:  # the end of a FollowContainers subscription as a whole
+            self._print("actorpool", message)
+            return
+        if cid in self._held:
+            self._held[cid].append(message)
+            return
+        name = self._names.get(cid)
+        if name is None and self._resolve is not None:
+            self._held[cid] = [message]
+            self._resolve(cid)
+            return
+        name = name or cid[:12]
+        try:
+            self._print(name, message)
+        except OSError:  # stdout closed (a pipe to `head`): stop printing, let the CLI end
+            self._broken = True
+            if self._done is not None:
+                self._done.set()
+
+    def _print(self, name: str, message: LogChunk | LogStreamEnded | LogStreamError) -> None:
+        cid = message.container_id
+        if isinstance(message, LogChunk):
+            if self._broken:
+                return
+            self._streaming.add(cid)
+            self._lines += self._output.lines(name, message.lines)
+            return
+        self._streaming.discard(cid)
+        self._ended += 1
+        if isinstance(message, LogStreamError):
+            self._failed += 1
+            self._output.notice(name, f"log stream failed: {message.error}")
+        elif self._notices and message.reason != _POOL_STOPPED:
+            self._output.notice(name, f"log stream ended ({message.reason})")
+        if self._expect is not None and self._ended >= self._expect and self._done is not None:
+            self._done.set()
+
+
+# --------------------------------------------------------------------------- signals
+
+
+class _Stopped(Exception):
+    """A signal arrived while a command was starting up."""
+
+
+class _Signals:
+    """SIGINT and SIGTERM as a flag the main thread polls.
+
+    The handler only stores the signal number: raising ``KeyboardInterrupt``
+    at an arbitrary point could cut a cleanup short (a sandbox daemon left
+    running), and taking a lock in a handler can deadlock. A second signal
+    changes nothing; cleanup is bounded anyway.
+    """
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Signals:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.received is None:
+            self.received = signum
+
+    def sleep(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``; return False early when a signal arrived."""
+        deadline = time.monotonic() + seconds
+        while self.received is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return True
+            time.sleep(min(0.05, left))
+        return False
+
+    @property
+    def exit_code(self) -> int:
+        """130 after Ctrl-C; 0 after SIGTERM (a requested stop) or no signal."""
+        return EXIT_INTERRUPTED if self.received == signal.SIGINT else EXIT_OK
+
+    def check(self) -> None:
+        """Raise :class:`_Stopped` if a signal arrived (checked between start-up steps)."""
+        if self.received is not None:
+            raise _Stopped
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _ask(pool: actorpool.Pool, message: Any) -> Any:
+    # The router's ask returns the plain reply (its futures unwrap); typed as Any here.
+    return pool.router.ask(message)
+
+
+@contextlib.contextmanager
+def _pool(config: Config) -> Iterator[actorpool.Pool]:
+    pool = actorpool.start(config)
+    try:
+        yield pool
+    finally:
+        pool.stop(timeout=_STOP_TIMEOUT)
+
+
+def _container_ref(value: str) -> str:
+    try:
+        InspectContainer(value)
+    except ValueError:
+        msg = f"{value!r} is not a container id or name (letters, digits, '_', '.', '-')"
+        raise CliError(msg, EXIT_USAGE) from None
+    return value
+
+
+def _short(text: str, width: int, no_trunc: bool) -> str:
+    return text if no_trunc or len(text) <= width else text[: width - 1] + "…"
+
+
+def _table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "   ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+def _cmd_ps(args: argparse.Namespace) -> int:
+    config = _without_metrics(resolve_config(args))
+    _check_reachable(config)
+    with _pool(config) as pool:
+        request = ListContainers(all=args.all, filters=_filters(args.filter))
+        containers: list[dict[str, Any]] = _ask(pool, request)
+    if args.quiet:
+        for c in containers:
+            print(c["Id"] if args.no_trunc else c["Id"][:12])
+        return EXIT_OK
+    rows = [("CONTAINER ID", "IMAGE", "COMMAND", "STATUS", "NAMES")]
+    for c in containers:
+        rows.append(
+            (
+                c["Id"] if args.no_trunc else c["Id"][:12],
+                c.get("Image", ""),
+                '"' + _short(c.get("Command", ""), 20, args.no_trunc) + '"',
+                c.get("Status", ""),
+                ",".join(n.lstrip("/") for n in c.get("Names") or []),
+            )
+        )
+    print(_table(rows))
+    return EXIT_OK
+
+
+def _inspect_all(pool: actorpool.Pool, refs: Sequence[str]) -> dict[str, str]:
+    """Full id -> name for each ref, asked in parallel; unknown ones fail with exit 4."""
+    futures = [pool.router.ask(InspectContainer(ref), block=False) for ref in refs]
+    names: dict[str, str] = {}
+    for ref, future in zip(refs, futures, strict=True):
+        try:
+            info = future.get()
+        except NotFound:
+            msg = f"no such container: {ref} (list them with `actorpool ps -a`)"
+            raise CliError(msg, EXIT_ERROR) from None
+        names[info["Id"]] = str(info["Name"]).lstrip("/")
+    return names
+
+
+def _cmd_logs(args: argparse.Namespace) -> int:
+    refs = [_container_ref(ref) for ref in args.containers]
+    config = _without_metrics(resolve_config(args))
+    _check_reachable(config)
+    output = _Output(prefix=len(refs) > 1, timestamps=args.timestamps)
+    with _pool(config) as pool:
+        names = _inspect_all(pool, refs)
+        if not args.follow:
+            futures = [
+                (
+                    cid,
+                    pool.router.ask(
+                        ContainerLogs(cid, since=args.since, tail=args.tail), block=False
+                    ),
+                )
+                for cid in names
+            ]
+            lines = [(line, cid) for cid, future in futures for line in future.get()]
+            if len(names) > 1:  # one history, in time order (the sort is stable)
+                lines.sort(key=lambda item: item[0].timestamp)
+            for line, cid in lines:
+                output.lines(names[cid], (line,), flush=False)
+            return EXIT_OK
+        done = threading.Event()
+        with _Signals() as signals:
+            printer = LinePrinter.start(output, names=names, expect=len(names), done=done)
+            try:
+                for cid in names:
+                    pool.router.ask(SubscribeLogs(cid, printer, since=args.since, tail=args.tail))
+                while not done.is_set() and signals.sleep(0.1):
+                    pass
+            finally:
+                pool.stop(timeout=_STOP_TIMEOUT)
+                printer.stop(timeout=_STOP_TIMEOUT)
+            return signals.exit_code
+
+
+def _cmd_health(args: argparse.Namespace) -> int:
+    config = _without_metrics(resolve_config(args))
+    _check_reachable(config)
+    with _pool(config) as pool:
+        # The pool's own health checks run every health_check_interval; one ping per
+        # connection (sent together, so each idle connection takes one) checks them now.
+        size = pool.status().size
+        timeout = min(config.pool.health_check_timeout, 10.0)
+        futures = [pool.router.ask(Ping(timeout=timeout), block=False) for _ in range(size)]
+        failures: list[str] = []
+        for future in futures:
+            try:
+                future.get()
+            except ActorPoolError as error:
+                failures.append(str(error))
+        report = pool.status()
+    print(_health_table(report))
+    print(_health_line(report, failures))
+    if failures:
+        print(f"ping failed: {failures[0]}", file=sys.stderr)
+    unhealthy = report.degraded or report.healthy == 0 or bool(failures)
+    return EXIT_UNHEALTHY if unhealthy else EXIT_OK
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def _health_table(report: PoolStatusReport) -> str:
+    now = time.time()
+    rows = [("CONNECTION", "HEALTH", "BREAKER", "IN USE", "USES", "FAILURES", "AGE", "LAST USED")]
+    for c in report.connections:
+        rows.append(
+            (
+                c.id,
+                "healthy" if c.healthy else "unhealthy",
+                c.breaker,
+                "yes" if c.in_use else "no",
+                str(c.usage_count),
+                str(c.consecutive_failures),
+                _ago(c.age),
+                "never" if c.last_used is None else _ago(max(0.0, now - c.last_used)) + " ago",
+            )
+        )
+    return _table(rows)
+
+
+def _health_line(report: PoolStatusReport, failures: Sequence[str] = ()) -> str:
+    state = "DEGRADED" if report.degraded or report.healthy == 0 or failures else "ok"
+    breakers = sum(c.breaker == "open" for c in report.connections)
+    return (
+        f"pool {state}: {report.size} connections (min {report.min_size}, max "
+        f"{report.max_size}), {report.healthy} healthy, {breakers} breakers open, queue "
+        f"{report.queue_length}, {report.restarts} restarts"
+    )
+
+
+def _cmd_config_help(args: argparse.Namespace) -> int:
+    args._config_parser.print_usage(sys.stderr)
+    print("actorpool config: error: name a command: check", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _cmd_config_check(args: argparse.Namespace) -> int:
+    path = args.file or args.config
+    config = resolve_config(args, path=path)
+    print(f"# effective configuration of {path or '(defaults)'}, defaults filled in")
+    print(yaml.safe_dump(config_to_dict(config), sort_keys=False, default_flow_style=False), end="")
+    print(f"actorpool: {path or 'the default configuration'} is valid", file=sys.stderr)
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- monitor
+
+
+def _cmd_monitor(args: argparse.Namespace) -> int:
+    config = resolve_config(args)
+    if args.metrics:
+        monitoring = attrs.evolve(config.monitoring, enabled=True, listen=args.metrics)
+        config = attrs.evolve(config, monitoring=monitoring)
+    output = _Output(prefix=True, timestamps=args.timestamps)
+    with _Signals() as signals:
+        cleanup = contextlib.ExitStack()
+        try:
+            _run_monitor(args, config, output, signals, cleanup)
+        except _Stopped:
+            pass  # a signal during start-up: clean up and exit as after a normal run
+        finally:
+            cleanup.close()
+        return signals.exit_code
+
+
+def _run_monitor(
+    args: argparse.Namespace,
+    config: Config,
+    output: _Output,
+    signals: _Signals,
+    cleanup: contextlib.ExitStack,
+) -> None:
+    use_sandbox = args.sandbox
+    if not use_sandbox:
+        try:
+            _check_reachable(config)
+        except CliError as error:
+            if use_sandbox is False or _address_is_explicit(args, config):
+                raise
+            output.status(f"actorpool: {error}")
+            use_sandbox = True
+    if use_sandbox:
+        url = _start_sandbox(output, cleanup)
+        config = attrs.evolve(config, pool=attrs.evolve(config.pool, socket_path=url))
+    signals.check()
+
+    unknown: queue.Queue[str] = queue.Queue()
+    printer = LinePrinter.start(output, resolve=unknown.put, notices=True)
+    cleanup.callback(_stop_quietly, printer)
+    pool = actorpool.start(config)
+    cleanup.callback(pool.stop, timeout=_STOP_TIMEOUT)  # runs first: streams end, then printer
+    signals.check()
+
+    filters = _filters(args.filter)
+    printer.tell(_Names(_running_names(pool, filters)))
+    pool.router.ask(FollowContainers(printer, filters=filters, tail=args.tail))
+    where = f"; metrics at {_metrics_url(pool)}" if pool.metrics_address else ""
+    shown = f" (filter {_show_filters(filters)})" if filters else ""
+    output.status(
+        f"actorpool: following logs on {config.pool.socket_path}{shown}{where}; Ctrl-C to stop"
+    )
+    if use_sandbox:
+        from actorpool.demo import start_demo
+
+        # Started after following began: they show up as containers that start later do.
+        pool.router.ask(Execute(start_demo, timeout=60))
+    _monitor_loop(pool, printer, unknown, output, signals, args)
+
+
+def _monitor_loop(
+    pool: actorpool.Pool,
+    printer: pykka.ActorRef[Any],
+    unknown: queue.Queue[str],
+    output: _Output,
+    signals: _Signals,
+    args: argparse.Namespace,
+) -> None:
+    started = time.monotonic()
+    stop_at = None if args.duration is None else started + args.duration
+    next_summary = started + args.summary_interval
+    last = (started, 0)
+    while signals.received is None:
+        now = time.monotonic()
+        if stop_at is not None and now >= stop_at:
+            break
+        if now >= next_summary:
+            last = _summary(pool, printer, output, last)
+            next_summary = max(next_summary + args.summary_interval, time.monotonic())
+        try:
+            cid = unknown.get(timeout=0.05)
+        except queue.Empty:
+            continue
+        printer.tell(_Names({cid: _name_of(pool, cid)}))
+    if signals.received is None:
+        _summary(pool, printer, output, last)
+
+
+def _summary(
+    pool: actorpool.Pool, printer: pykka.ActorRef[Any], output: _Output, last: tuple[float, int]
+) -> tuple[float, int]:
+    """Print one pool health line; return the (time, lines) it was computed at."""
+    now = time.monotonic()
+    stats = cast(PrinterStats, printer.ask(_GetStats(), timeout=2))
+    try:
+        report = pool.status(timeout=2)
+    except (ActorPoolError, pykka.Timeout) as error:
+        output.status(f"actorpool health: pool status unavailable: {error}")
+        return now, stats.lines
+    rate = (stats.lines - last[1]) / max(now - last[0], 1e-6)
+    breakers = sum(c.breaker == "open" for c in report.connections)
+    streams = max(report.streams, stats.streaming)
+    state = "degraded" if report.degraded else "ok"
+    output.status(
+        f"actorpool health: {state} size={report.size} healthy={report.healthy} "
+        f"breakers_open={breakers} streams={streams} lines/s={rate:.1f} queue={report.queue_length}"
+    )
+    return now, stats.lines
+
+
+def _name_of(pool: actorpool.Pool, cid: str) -> str:
+    try:
+        info: dict[str, Any] = _ask(pool, InspectContainer(cid, timeout=2))
+    except (ActorPoolError, ValueError, pykka.Timeout):
+        return cid[:12]  # gone already, or the daemon is slow: the short id will do
+    return str(info["Name"]).lstrip("/")
+
+
+def _running_names(pool: actorpool.Pool, filters: Mapping[str, Any] | None) -> dict[str, str]:
+    # Known up front, so the first lines of running containers are not held back.
+    try:
+        containers: list[dict[str, Any]] = _ask(pool, ListContainers(filters=filters, timeout=5))
+    except ActorPoolError:
+        return {}
+    return {c["Id"]: (c.get("Names") or ["/" + c["Id"][:12]])[0].lstrip("/") for c in containers}
+
+
+def _show_filters(filters: Mapping[str, Sequence[str]]) -> str:
+    return ", ".join(f"{k}={v}" for k, values in filters.items() for v in values)
+
+
+def _metrics_url(pool: actorpool.Pool) -> str:
+    address = pool.metrics_address
+    assert address is not None
+    host, port = address
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}/metrics"
+
+
+def _stop_quietly(ref: pykka.ActorRef[Any]) -> None:
+    with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
+        ref.stop(timeout=_STOP_TIMEOUT)
+
+
+def _start_sandbox(output: _Output, cleanup: contextlib.ExitStack) -> str:
+    """Start a private dockerd with busybox imported; return its URL. Needs root."""
+    from actorpool.sandbox import Sandbox, missing_requirements
+
+    missing = missing_requirements()
+    if missing:
+        msg = "cannot start a private sandbox daemon: " + "; ".join(missing)
+        raise CliError(msg, EXIT_UNREACHABLE)
+    output.status("actorpool: starting a private sandbox daemon with demo containers ...")
+    began = time.monotonic()
+    sandbox = Sandbox()
+    cleanup.callback(_cleanup_sandbox, sandbox, output)
+    sandbox.start()
+    sandbox.ensure_image()
+    output.status(
+        f"actorpool: sandbox daemon up in {time.monotonic() - began:.1f}s at {sandbox.url} "
+        "(removed on exit)"
+    )
+    return sandbox.url
+
+
+def _cleanup_sandbox(sandbox: Any, output: _Output) -> None:
+    began = time.monotonic()
+    sandbox.cleanup()  # kills the demo containers, stops dockerd, removes its directory
+    output.status(
+        f"actorpool: sandbox daemon stopped and removed in {time.monotonic() - began:.1f}s"
+    )
+
+
+# --------------------------------------------------------------------------- main
+
+
+def _describe(exc: BaseException) -> tuple[int, str]:
+    """The exit code and the one-line message for an error that ends a command."""
+    if isinstance(exc, CliError):
+        return exc.code, str(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED, "interrupted"
+    if isinstance(exc, ConfigError):
+        return EXIT_USAGE, str(exc)
+    from actorpool.sandbox import SandboxError
+
+    if isinstance(exc, SandboxError):
+        return EXIT_UNREACHABLE, str(exc).splitlines()[0]
+    cur: BaseException | None = exc
+    while cur is not None:  # a retried call whose last failure was an unreachable daemon
+        if isinstance(cur, DockerUnavailable | NoHealthyConnections):
+            return EXIT_UNREACHABLE, str(cur)
+        cur = cur.__cause__
+    if isinstance(exc, ActorPoolError):
+        return EXIT_ERROR, str(exc)
+    return EXIT_ERROR, (
+        f"unexpected error: {type(exc).__name__}: {exc} (run with --debug for the traceback)"
+    )
+
+
+def _exit_stdout_quietly() -> None:
+    # The reader went away (`| head`): point stdout at /dev/null so the final flush
+    # at exit does not raise BrokenPipeError again.
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``actorpool`` command line; return the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    configure_logging(args.log_level, json=args.log_json)
+    try:
+        code = int(args.func(args))
+    except BrokenPipeError:
+        _exit_stdout_quietly()
+        code = EXIT_OK
+    except (Exception, KeyboardInterrupt) as exc:
+        code, message = _describe(exc)
+        if args.debug:
+            traceback.print_exc()
+        with contextlib.suppress(OSError):
+            print(f"actorpool: {message}", file=sys.stderr)
+    _flush_quietly()
+    return code
+
+
+def _flush_quietly() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BrokenPipeError:
+            _exit_stdout_quietly()
+        except (OSError, ValueError):
+            pass

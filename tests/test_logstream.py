@@ -1,0 +1,378 @@
+"""Per-container log streams against a real dockerd: exactness, fan-out, resume, backpressure."""
+
+from __future__ import annotations
+
+import collections
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pykka
+import pytest
+from helpers import numbered_lines_cmd, wait_for_state, wait_until
+
+from actorpool.config import Config
+from actorpool.logstream import advance, since_ns
+from actorpool.messages import (
+    LogChunk,
+    LogLine,
+    LogStreamEnded,
+    LogStreamError,
+    SubscribeLogs,
+    Unsubscribe,
+)
+from actorpool.scheduler import Scheduler
+from actorpool.streams import StreamManager, StreamStats, StreamStatsReport
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+class Collector(pykka.ThreadingActor):
+    """A subscriber that appends every message to a list the test reads."""
+
+    def __init__(self, sink: list[Any], delay: float = 0.0) -> None:
+        super().__init__()
+        self.sink = sink
+        self.delay = delay
+
+    def on_receive(self, message: Any) -> None:
+        if self.delay and isinstance(message, LogChunk):
+            time.sleep(self.delay)  # a deliberately slow subscriber (test only)
+        self.sink.append(message)
+
+
+def ask(ref: pykka.ActorRef[Any], message: Any, timeout: float = 20.0) -> Any:
+    """Ask the manager and follow the reply future, like the router's futures do."""
+    value = ref.ask(message, timeout=timeout)
+    while isinstance(value, pykka.Future):
+        value = value.get(timeout=timeout)
+    return value
+
+
+def texts(sink: list[Any], source: str) -> list[str]:
+    return [
+        line.text
+        for m in list(sink)
+        if isinstance(m, LogChunk)
+        for line in m.lines
+        if line.stream == source
+    ]
+
+
+def end_of(sink: list[Any]) -> LogStreamEnded | LogStreamError | None:
+    for m in list(sink):
+        if isinstance(m, LogStreamEnded | LogStreamError):
+            return m
+    return None
+
+
+def wait_end(sink: list[Any], timeout: float = 20.0) -> LogStreamEnded | LogStreamError:
+    return wait_until(lambda: end_of(sink), timeout, message="the stream's end message")
+
+
+def numbers(lines: list[str], prefix: str) -> list[int]:
+    return [int(t.split()[1]) for t in lines if t.startswith(prefix + " ")]
+
+
+class Streams:
+    """Starts stream managers and subscribers for one test; stops them all at teardown."""
+
+    def __init__(self, make_config: Callable[..., Config]) -> None:
+        self._make_config = make_config
+        self._actors: list[pykka.ActorRef[Any]] = []
+        self._schedulers: list[Scheduler] = []
+
+    def manager(self, sandbox: Any = None, **sections: Any) -> pykka.ActorRef[Any]:
+        config = self._make_config(sandbox, **sections)
+        scheduler = Scheduler()
+        self._schedulers.append(scheduler)
+        ref = StreamManager.start(config, scheduler, None)
+        self._actors.append(ref)
+        return ref
+
+    def subscriber(self, delay: float = 0.0) -> tuple[pykka.ActorRef[Any], list[Any]]:
+        sink: list[Any] = []
+        ref = Collector.start(sink, delay)
+        self._actors.append(ref)
+        return ref, sink
+
+    def close(self) -> None:
+        for ref in reversed(self._actors):
+            try:
+                ref.stop(timeout=10)
+            except pykka.ActorDeadError:
+                pass
+        for scheduler in self._schedulers:
+            scheduler.stop()
+
+
+@pytest.fixture
+def streams(make_config: Callable[..., Config]) -> Iterator[Streams]:
+    s = Streams(make_config)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def stats(manager: pykka.ActorRef[Any]) -> StreamStatsReport:
+    report: StreamStatsReport = ask(manager, StreamStats())
+    return report
+
+
+# --- pure helpers ----------------------------------------------------------------------------
+
+
+def test_advance_counts_lines_sharing_the_last_timestamp_per_source() -> None:
+    cursors: dict[str, tuple[int, int]] = {}
+    batch = [
+        LogLine("stdout", 5, b"a"),
+        LogLine("stderr", 6, b"x"),
+        LogLine("stdout", 7, b"b"),
+        LogLine("stdout", 7, b"c"),
+    ]
+    advance(cursors, batch)
+    assert cursors == {"stdout": (7, 2), "stderr": (6, 1)}
+    advance(cursors, [LogLine("stdout", 7, b"d")])  # the run continues across batches
+    assert cursors["stdout"] == (7, 3)
+    advance(cursors, [LogLine("stdout", 8, b"e")])
+    assert cursors["stdout"] == (8, 1)
+
+
+def test_since_ns_reads_both_forms_exactly() -> None:
+    assert since_ns("1700000000.000000123") == 1_700_000_000_000_000_123
+    assert since_ns("1700000000") == 1_700_000_000 * 10**9
+    assert since_ns(1700000000) == 1_700_000_000 * 10**9
+    assert since_ns(None) is None
+
+
+# --- against the daemon ------------------------------------------------------------------------
+
+
+def test_ten_thousand_interleaved_lines_arrive_exactly_in_order_per_source(
+    streams: Streams, make_container: Callable[..., str]
+) -> None:
+    manager = streams.manager()
+    cid = make_container(numbered_lines_cmd(10_000))
+    sub, sink = streams.subscriber()
+    subscription = ask(manager, SubscribeLogs(cid, sub))
+    assert subscription.target == cid
+    end = wait_end(sink, 30)
+    assert isinstance(end, LogStreamEnded)
+    assert end.reason == "exited"
+    assert texts(sink, "stdout") == [f"out {i}" for i in range(1, 10_001)]
+    assert texts(sink, "stderr") == [f"err {i}" for i in range(1, 10_001)]
+    chunks = [m for m in sink if isinstance(m, LogChunk)]
+    assert all(m.subscription_id == subscription.id for m in chunks)
+    assert all(len(m.lines) <= 1000 for m in chunks)  # batch_max_lines
+    stamps = [line.timestamp for m in chunks for line in m.lines if line.stream == "stdout"]
+    assert stamps == sorted(stamps)
+    assert stamps[0] > 1_600_000_000 * 10**9  # nanoseconds since the epoch
+
+
+def test_a_100_kib_line_arrives_as_one_line_and_longer_lines_are_cut_and_counted(
+    streams: Streams, make_container: Callable[..., str]
+) -> None:
+    manager = streams.manager(streams={"max_line_size": 200_000})
+    script = (
+        "head -c 102400 /dev/zero | tr '\\0' x; echo; echo short; "
+        "head -c 300000 /dev/zero | tr '\\0' y; echo; echo after"
+    )
+    cid = make_container(["sh", "-c", script])
+    sub, sink = streams.subscriber()
+    ask(manager, SubscribeLogs(cid, sub))
+    wait_end(sink)
+    lines = [line for m in sink if isinstance(m, LogChunk) for line in m.lines]
+    assert [len(line.data) for line in lines] == [102_400, 5, 200_000, 5]
+    assert lines[0].data == b"x" * 102_400 and not lines[0].truncated
+    assert lines[2].truncated and lines[2].data == b"y" * 200_000
+    assert [line.text for line in lines[1::2]] == ["short", "after"]
+    assert stats(manager).truncated_lines == 1
+
+
+def test_a_tty_containers_output_arrives_whole(
+    streams: Streams, make_container: Callable[..., str]
+) -> None:
+    manager = streams.manager()
+    cid = make_container(numbered_lines_cmd(2000, stderr=True), tty=True)
+    sub, sink = streams.subscriber()
+    ask(manager, SubscribeLogs(cid, sub))
+    wait_end(sink)
+    got = texts(sink, "stdout")
+    assert numbers(got, "out") == list(range(1, 2001))
+    assert numbers(got, "err") == list(range(1, 2001))
+    assert len(got) == 4000
+    assert texts(sink, "stderr") == []  # a TTY has one stream
+
+
+def test_three_subscribers_share_one_stream_and_a_late_one_gets_its_history_exactly(
+    streams: Streams, make_container: Callable[..., str]
+) -> None:
+    manager = streams.manager()
+    cid = make_container(numbered_lines_cmd(1500, delay=0.002))
+    subs = [streams.subscriber() for _ in range(3)]
+    for ref, _ in subs:
+        ask(manager, SubscribeLogs(cid, ref))
+    report = stats(manager)
+    assert report.log_streams == 1  # one daemon stream set for three subscribers
+    assert report.subscriptions == 3
+    # Join late, once lines flow: history from a one-off read, then the live stream.
+    wait_until(lambda: len(texts(subs[0][1], "stdout")) > 300, 20)
+    late, late_sink = streams.subscriber()
+    ask(manager, SubscribeLogs(cid, late))
+    only_new, new_sink = streams.subscriber()
+    ask(manager, SubscribeLogs(cid, only_new, tail=0))
+    assert stats(manager).log_streams == 1
+    for sink in [*(s for _, s in subs), late_sink, new_sink]:
+        wait_end(sink, 30)
+    for sink in [*(s for _, s in subs), late_sink]:
+        assert texts(sink, "stdout") == [f"out {i}" for i in range(1, 1501)]
+        assert texts(sink, "stderr") == [f"err {i}" for i in range(1, 1501)]
+    tail_only = numbers(texts(new_sink, "stdout"), "out")
+    assert tail_only and tail_only[0] > 300
+    assert tail_only == list(range(tail_only[0], 1501))
+    assert stats(manager).history_reads >= 1
+
+
+def test_unsubscribe_stops_delivery(
+    streams: Streams, make_container: Callable[..., str]
+) -> None:
+    manager = streams.manager()
+    cid = make_container(["sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); usleep 5000; done"])
+    sub, sink = streams.subscriber()
+    subscription = ask(manager, SubscribeLogs(cid, sub))
+    wait_until(lambda: len(texts(sink, "stdout")) > 20, 10)
+    assert ask(manager, Unsubscribe(subscription.id)) is True
+    end = wait_end(sink, 5)
+    assert end == LogStreamEnded(cid, "unsubscribed", subscription.id)
+    count = len(sink)
+    time.sleep(0.5)
+    assert len(sink) == count  # nothing after the end
+    wait_until(lambda: stats(manager).log_streams == 0, 5)
+    assert ask(manager, Unsubscribe(subscription.id)) is False
+
+
+def test_a_restarted_container_continues_its_stream(
+    streams: Streams, make_container: Callable[..., str], docker_api: Any
+) -> None:
+    manager = streams.manager()
+    script = "i=1; while true; do echo out $i; i=$((i+1)); usleep 10000; done"
+    cid = make_container(["sh", "-c", script])
+    sub, sink = streams.subscriber()
+    ask(manager, SubscribeLogs(cid, sub))
+    wait_until(lambda: len(texts(sink, "stdout")) > 30, 10)
+    docker_api.restart(cid, timeout=0)
+    wait_for_state(docker_api, cid, "running")
+    # The second run counts from 1 again: wait for it to pass 30.
+    def second_run() -> bool:
+        got = numbers(texts(sink, "stdout"), "out")
+        restarts = [i for i in range(1, len(got)) if got[i] <= got[i - 1]]
+        return len(restarts) == 1 and got[-1] > 30
+
+    wait_until(second_run, 15)
+    assert end_of(sink) is None  # the stream did not end
+    got = numbers(texts(sink, "stdout"), "out")
+    cut = next(i for i in range(1, len(got)) if got[i] <= got[i - 1])
+    assert got[:cut] == list(range(1, cut + 1))  # the first run, whole
+    assert got[cut:] == list(range(1, len(got) - cut + 1))  # the second run, from 1, no dups
+    docker_api.kill(cid)
+    end = wait_end(sink, 10)
+    assert end == LogStreamEnded(cid, "exited", end.subscription_id)
+
+
+def test_a_slow_subscriber_with_drop_oldest_loses_only_counted_chunks(
+    streams: Streams, make_container: Callable[..., str]
+) -> None:
+    manager = streams.manager(
+        streams={
+            "overflow_policy": "drop_oldest",
+            "subscriber_buffer": 4,
+            "batch_max_lines": 50,
+            "batch_max_delay": 0.01,
+        }
+    )
+    cid = make_container(numbered_lines_cmd(5000, stderr=False))
+    sub, sink = streams.subscriber(delay=0.03)
+    ask(manager, SubscribeLogs(cid, sub))
+    peak = 0
+    while end_of(sink) is None:
+        peak = max(peak, sub.actor_inbox.qsize())  # type: ignore[attr-defined]
+        time.sleep(0.005)
+        assert len(sink) < 5000
+    report = stats(manager)
+    got = numbers(texts(sink, "stdout"), "out")
+    assert got == sorted(got) and len(set(got)) == len(got)  # in order, no duplicate
+    gaps = sum(1 for a, b in zip([0, *got], got, strict=False) if b != a + 1)
+    gaps += got[-1] != 5000
+    assert report.dropped_chunks > 0
+    assert gaps <= report.dropped_chunks  # every hole is a counted drop
+    assert 5000 - len(got) <= report.dropped_chunks * 50
+    assert peak <= 4 + 1  # the subscriber's mailbox stays bounded (+ the end message)
+    assert report.peak_buffered_chunks <= 4  # and so does what the stream holds for it
+
+
+def test_a_slow_subscriber_with_block_loses_nothing_and_stays_bounded(
+    streams: Streams, make_container: Callable[..., str]
+) -> None:
+    manager = streams.manager(
+        streams={"subscriber_buffer": 4, "batch_max_lines": 50, "batch_max_delay": 0.01},
+        performance={"buffer_size": 4096},  # a read is less than a feed (4 batches)
+    )
+    cid = make_container(numbered_lines_cmd(3000, stderr=False))
+    sub, sink = streams.subscriber(delay=0.02)
+    ask(manager, SubscribeLogs(cid, sub))
+    peak = 0
+    deadline = time.monotonic() + 30
+    while end_of(sink) is None and time.monotonic() < deadline:
+        peak = max(peak, sub.actor_inbox.qsize())  # type: ignore[attr-defined]
+        time.sleep(0.005)
+    assert texts(sink, "stdout") == [f"out {i}" for i in range(1, 3001)]
+    report = stats(manager)
+    assert report.dropped_chunks == 0
+    assert peak <= 4 + 1
+    assert report.peak_buffered_chunks <= 4 + 2 * 4  # the bound plus two feeds' worth
+
+
+def test_follow_false_reads_the_log_once_and_completes(
+    streams: Streams, make_container: Callable[..., str], docker_api: Any
+) -> None:
+    manager = streams.manager()
+    script = "i=1; while [ $i -le 500 ]; do echo out $i; echo err $i >&2; i=$((i+1)); done; sleep 30"
+    cid = make_container(["sh", "-c", script])
+    wait_until(lambda: b"err 500" in docker_api.logs(cid, tail=1), 10)
+    sub, sink = streams.subscriber()
+    ask(manager, SubscribeLogs(cid, sub, follow=False, tail=100))
+    end = wait_end(sink, 10)
+    assert isinstance(end, LogStreamEnded) and end.reason == "completed"
+    assert texts(sink, "stdout") == [f"out {i}" for i in range(451, 501)]
+    assert texts(sink, "stderr") == [f"err {i}" for i in range(451, 501)]
+
+
+@pytest.mark.daemon
+def test_every_line_arrives_exactly_once_across_three_daemon_restarts(
+    streams: Streams, make_container: Callable[..., str], private_sandbox: Any
+) -> None:
+    api = private_sandbox.client()
+    manager = streams.manager(
+        private_sandbox, streams={"reconnect_initial_delay": 0.05, "reconnect_max_delay": 0.5}
+    )
+    n = 2500
+    cid = make_container(numbered_lines_cmd(n, delay=0.002), api=api)
+    sub, sink = streams.subscriber()
+    ask(manager, SubscribeLogs(cid, sub))
+    for _ in range(3):
+        wait_until(lambda: len(sink) > 0, 10)
+        time.sleep(0.8)
+        private_sandbox.restart()
+    end = wait_end(sink, 40)
+    assert isinstance(end, LogStreamEnded), end
+    for source, prefix in (("stdout", "out"), ("stderr", "err")):
+        got = texts(sink, source)
+        counts = collections.Counter(got)
+        missing = [i for i in range(1, n + 1) if counts[f"{prefix} {i}"] == 0]
+        duplicated = [t for t, c in counts.items() if c > 1]
+        assert not missing and not duplicated, (source, missing[:10], duplicated[:10])
+        assert got == [f"{prefix} {i}" for i in range(1, n + 1)]
+    report = stats(manager)
+    assert report.reconnects >= 6  # two sources, three restarts
+    assert report.resume_gaps == 0
