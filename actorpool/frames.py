@@ -47,6 +47,7 @@ __all__ = [
     "FrameError",
     "FrameParser",
     "LineAssembler",
+    "MultiplexedDecoder",
     "TtyAssembler",
     "format_since",
     "parse_timestamp",
@@ -65,9 +66,11 @@ _HEADER_SIZE: Final = 8
 # The first header word is ``stream_id << 24 | padding``: valid words are 0, 1 << 24, 2 << 24.
 _PADDING_MASK: Final = 0x00FFFFFF
 _MAX_WORD: Final = 0x02000000
+_STDERR_WORD: Final = 0x02000000
 
 _NS: Final = 1_000_000_000
 _NL: Final = b"\n"
+_NEWLINE: Final = 10
 _CR: Final = 13
 _SPACE: Final = 32
 _ZULU: Final = 90
@@ -711,6 +714,133 @@ class TtyAssembler:
         self.truncated += 1
         self._discarding = True
         return True
+
+
+class MultiplexedDecoder:
+    """A :class:`FrameParser` feeding one :class:`LineAssembler` per source, fused for speed.
+
+    Decoding the same bytes as the parser and assemblers would (and using
+    them for everything unusual: frames split across feeds, pieces of long
+    lines, bad headers), but the common frame (one whole line, in the
+    daemon's fixed timestamp format when timestamps are on) is turned into a
+    :class:`LogLine` inline, without an intermediate tuple, list or call:
+    at ~100 k lines/s every microsecond per line is a tenth of a core.
+
+    Attributes:
+        stdout: The stdout (and stdin) lines' assembler.
+        stderr: The stderr lines' assembler.
+    """
+
+    __slots__ = ("_feeds", "_parser", "max_line_size", "stderr", "stdout", "timestamps")
+
+    def __init__(self, *, timestamps: bool, max_line_size: int) -> None:
+        self.timestamps = timestamps
+        self.max_line_size = max_line_size
+        self.stdout = LineAssembler("stdout", timestamps=timestamps, max_line_size=max_line_size)
+        self.stderr = LineAssembler("stderr", timestamps=timestamps, max_line_size=max_line_size)
+        self._parser = FrameParser()
+        # Indexed by frame stream id; stdin (0) counts as stdout, as in Docker's stdcopy.
+        self._feeds = (self.stdout.feed_into, self.stdout.feed_into, self.stderr.feed_into)
+
+    @property
+    def pending(self) -> int:
+        """Bytes of an incomplete frame held."""
+        return self._parser.pending
+
+    @property
+    def offset(self) -> int:
+        """Stream offset of the first byte not yet decoded as part of a frame."""
+        return self._parser.offset
+
+    @property
+    def truncated(self) -> int:
+        """Lines cut at ``max_line_size`` so far, both sources."""
+        return self.stdout.truncated + self.stderr.truncated
+
+    def feed(self, data: bytes) -> list[LogLine]:
+        """Add raw stream bytes; return the lines they complete, in arrival order.
+
+        Raises:
+            FrameError: A bad frame header, or a message without its timestamp.
+        """
+        out: list[LogLine] = []
+        self.feed_into(data, out)
+        return out
+
+    def feed_into(self, data: bytes, out: list[LogLine]) -> None:
+        """Like :meth:`feed`, appending to ``out``."""
+        parser = self._parser
+        feeds = self._feeds
+        while parser._pieces or parser._error is not None:
+            # Finish the held frame the general way (completing its header may take one
+            # step, its payload another), then go on inline with what follows it.
+            need = parser._need - parser._held
+            for stream_id, payload in parser.feed(data[:need]):
+                feeds[stream_id](payload, out)
+            data = data[need:]
+            if not data:
+                return
+        unpack = _HEADER.unpack_from
+        cache = _SECONDS_CACHE
+        stdout, stderr = self.stdout, self.stderr
+        timestamps = self.timestamps
+        # The longest frame of a whole line that may skip the assembler.
+        limit = self.max_line_size + (_FIXED_TS_LEN + 2 if timestamps else 1)
+        end = len(data)
+        pos = 0
+        while end - pos >= _HEADER_SIZE:
+            word, length = unpack(data, pos)
+            if word & _PADDING_MASK or word > _MAX_WORD or length > MAX_FRAME_SIZE:
+                break  # the parser below raises, naming the offset
+            start = pos + _HEADER_SIZE
+            stop = start + length
+            if stop > end:
+                break
+            assembler = stderr if word == _STDERR_WORD else stdout
+            if (
+                length <= limit
+                and data[stop - 1] == _NEWLINE
+                and not assembler._parts
+                and not assembler._discarding
+            ):
+                if not timestamps:
+                    if data.find(_NL, start, stop - 1) < 0:
+                        out.append(LogLine(assembler.stream, 0, data[start : stop - 1]))
+                        pos = stop
+                        continue
+                elif (
+                    length > _FIXED_TS_LEN
+                    and data[start + _FIXED_TS_LEN] == _SPACE
+                    and data[start + 29] == _ZULU
+                    and data.find(_NL, start + _FIXED_TS_LEN, stop - 1) < 0
+                ):
+                    seconds = cache.get(data[start : start + 19])
+                    fraction = data[start + 20 : start + 29]
+                    if seconds is not None and fraction.isdigit():
+                        line = data[start + _FIXED_TS_LEN + 1 : stop - 1]
+                        out.append(LogLine(assembler.stream, seconds * _NS + int(fraction), line))
+                        pos = stop
+                        continue
+            assembler.feed_into(data[start:stop], out)
+            pos = stop
+        parser._offset += pos
+        if pos < end:
+            for stream_id, payload in parser.feed(data[pos:] if pos else data):
+                feeds[stream_id](payload, out)
+
+    def flush(self) -> list[LogLine]:
+        """Return the incomplete lines held at the end of a complete stream.
+
+        Raises:
+            FrameError: The stream ended inside a frame.
+        """
+        if self._parser.pending:
+            msg = (
+                f"the log stream ended inside a frame ({self._parser.pending} bytes of it "
+                f"held at offset {self._parser.offset})"
+            )
+            raise FrameError(msg)
+        return self.stdout.flush() + self.stderr.flush()
 
 
 def _check_max_line_size(value: int) -> None:

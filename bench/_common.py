@@ -48,11 +48,11 @@ __all__ = [
     "Figure",
     "Sample",
     "Target",
+    "alternate",
     "bench_args",
     "bench_config",
     "bench_parser",
     "bench_sandbox",
-    "alternate",
     "load_note",
     "make_containers",
     "measure",
@@ -340,7 +340,9 @@ class Figure:
         unit: str = "/s",
     ) -> Figure:
         """Throughputs; ratio ours/theirs (0.95 means 5 % fewer per second than docker-py)."""
-        return cls(name, ours, theirs, unit, ours / theirs if ratio is None else ratio, target, note)
+        return cls(
+            name, ours, theirs, unit, ours / theirs if ratio is None else ratio, target, note
+        )
 
     @property
     def verdict(self) -> str:

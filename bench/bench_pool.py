@@ -3,6 +3,9 @@
 Every figure is compared with plain docker-py on the same private daemon in
 the same run, so what is printed is a ratio, not an absolute speed:
 
+B0  (no target) The engine's own cost: sequential ``router.ask(Execute(noop))``,
+    wall and CPU per call split by thread, next to one bare Pykka ``ask``.
+    Steadier than B1 on a loaded machine; use it to see a change in the path.
 B1  Sequential ``Ping`` and ``ListContainers`` through ``pool.router.ask``
     against direct ``APIClient.ping()`` / ``.containers()``, with 10
     containers present. Rounds alternate which side goes first; the figure
@@ -21,14 +24,24 @@ it is high.
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import docker
+import pykka
+
+import actorpool
+from actorpool.client import make_client
+from actorpool.messages import ContainerStats, Execute, ListContainers, Ping
+from actorpool.sandbox import Sandbox
 
 from _common import (
     Figure,
+    Sample,
     Target,
     alternate,
     bench_config,
@@ -36,16 +49,12 @@ from _common import (
     bench_sandbox,
     load_note,
     make_containers,
+    measure,
     median,
     print_table,
     round_ratios,
     run_threads,
 )
-
-import actorpool
-from actorpool.client import make_client
-from actorpool.messages import ContainerStats, ListContainers, Ping
-from actorpool.sandbox import Sandbox
 
 B1_TARGET = Target.at_most(1.25)
 B2_TARGET = Target.at_least(6.0)
@@ -60,6 +69,71 @@ B3_POOL_SIZE = 4
 def _spread(ratios: list[float]) -> str:
     ordered = sorted(ratios)
     return f"rounds {ordered[0]:.2f}..{ordered[-1]:.2f} (n={len(ordered)})"
+
+
+def _noop(_client: object) -> None:
+    return None
+
+
+class _Echo(pykka.ThreadingActor):
+    def on_receive(self, message: Any) -> Any:
+        return message
+
+
+def _thread_cpu(prefixes: dict[str, str]) -> dict[str, float]:
+    """CPU seconds used so far by the live threads of each role (by thread-name prefix)."""
+    totals = dict.fromkeys(prefixes, 0.0)
+    totals["caller"] = time.thread_time()
+    for thread in threading.enumerate():
+        for role, prefix in prefixes.items():
+            if thread.name.startswith(prefix) and thread.ident is not None:
+                with contextlib.suppress(OSError):  # the thread ended meanwhile
+                    clock = time.pthread_getcpuclockid(thread.ident)
+                    totals[role] += time.clock_gettime(clock)
+    return totals
+
+
+def bench_b0(sandbox: Sandbox, calls: int) -> list[str]:
+    """The engine's own cost per call, without Docker: ``router.ask(Execute(noop))``.
+
+    Not compared with docker-py (there is no I/O to compare): it tracks the
+    router path's overhead independently of the daemon's speed, split by
+    thread, next to one bare Pykka ``ask`` round trip for scale.
+    """
+    roles = {
+        "router": "RouterActor",
+        "connections": "ConnectionActor",
+        "other actors": "SupervisorActor",
+        "scheduler": "actorpool-scheduler",
+    }
+    config = bench_config(sandbox)
+    lines: list[str] = []
+    with actorpool.start(config) as pool:
+        router = pool.router
+        for _ in range(200):
+            router.ask(Execute(_noop))
+        before = _thread_cpu(roles)
+        sample = measure(lambda: [router.ask(Execute(_noop)) for _ in range(calls)])
+        after = _thread_cpu(roles)
+        split = ", ".join(
+            f"{role} {(after[role] - before[role]) / calls * 1e6:.0f}" for role in after
+        )
+        lines.append(
+            f"B0 router.ask(Execute(noop)) x{calls}: wall {sample.wall / calls * 1e6:.0f} µs/call, "
+            f"process CPU {sample.cpu / calls * 1e6:.0f} µs/call ({split})"
+        )
+    echo = _Echo.start()
+    try:
+        for _ in range(200):
+            echo.ask(None)
+        sample = measure(lambda: [echo.ask(None) for _ in range(calls)])
+    finally:
+        echo.stop()
+    lines.append(
+        f"B0 reference, one bare pykka ask round trip: wall {sample.wall / calls * 1e6:.0f} "
+        f"µs/call, CPU {sample.cpu / calls * 1e6:.0f} µs/call"
+    )
+    return lines
 
 
 def bench_b1(sandbox: Sandbox, calls: int, chunk: int) -> list[Figure]:
@@ -159,27 +233,7 @@ def bench_b3(
     rounds = max(1, total // chunk)
     figures: list[Figure] = []
     for size in sizes:
-        config = bench_config(sandbox, initial_pool_size=size)
-        # docker-py at its best: an idle-connection pool as large as the number of threads
-        # (its default of 10 would make 16 threads open and discard sockets).
-        shared = docker.APIClient(
-            base_url=sandbox.url, version=config.api.version, max_pool_size=threads
-        )
-        try:
-            with actorpool.start(config) as pool:
-                router = pool.router
-
-                def ours() -> None:
-                    run_threads(threads, chunk, lambda _i: router.ask(ListContainers()))
-
-                def theirs() -> None:
-                    run_threads(threads, chunk, lambda _i: shared.containers())
-
-                run_threads(threads, 4 * threads, lambda _i: router.ask(ListContainers()))
-                run_threads(threads, 4 * threads, lambda _i: shared.containers())
-                ours_s, theirs_s = alternate(rounds, ours, theirs)
-        finally:
-            shared.close()
+        ours_s, theirs_s = _b3_rounds(sandbox, size, threads, chunk, rounds)
         ratios = round_ratios(theirs_s, ours_s)  # time ratio theirs/ours = throughput ours/theirs
         cpu_ours = sum(s.cpu for s in ours_s) / (rounds * chunk)
         cpu_theirs = sum(s.cpu for s in theirs_s) / (rounds * chunk)
@@ -200,6 +254,32 @@ def bench_b3(
     return figures
 
 
+def _b3_rounds(
+    sandbox: Sandbox, size: int, threads: int, chunk: int, rounds: int
+) -> tuple[list[Sample], list[Sample]]:
+    config = bench_config(sandbox, initial_pool_size=size)
+    # docker-py at its best: an idle-connection pool as large as the number of threads
+    # (its default of 10 would make 16 threads open and discard sockets).
+    shared = docker.APIClient(
+        base_url=sandbox.url, version=config.api.version, max_pool_size=threads
+    )
+    try:
+        with actorpool.start(config) as pool:
+            router = pool.router
+
+            def ours() -> None:
+                run_threads(threads, chunk, lambda _i: router.ask(ListContainers()))
+
+            def theirs() -> None:
+                run_threads(threads, chunk, lambda _i: shared.containers())
+
+            run_threads(threads, 4 * threads, lambda _i: router.ask(ListContainers()))
+            run_threads(threads, 4 * threads, lambda _i: shared.containers())
+            return alternate(rounds, ours, theirs)
+    finally:
+        shared.close()
+
+
 def main() -> int:
     parser = bench_parser(__doc__)
     parser.add_argument(
@@ -210,13 +290,14 @@ def main() -> int:
     )
     args = parser.parse_args()
     quick = args.quick
-    only = {name.upper() for name in args.only} if args.only else {"B1", "B2", "B3"}
-    sizes = (
-        [int(s) for s in args.b3_sizes.split(",")] if args.b3_sizes else [B3_POOL_SIZE]
-    )
+    only = {name.upper() for name in args.only} if args.only else {"B0", "B1", "B2", "B3"}
+    sizes = [int(s) for s in args.b3_sizes.split(",")] if args.b3_sizes else [B3_POOL_SIZE]
     print(f"# {load_note()}; other work on this machine skews absolute numbers, not ratios much")
     figures: list[Figure] = []
     with bench_sandbox() as sandbox:
+        if "B0" in only:
+            for line in bench_b0(sandbox, calls=500 if quick else 2000):
+                print(line)
         if "B1" in only:
             calls = 300 if quick else 2000
             chunk = 50 if quick else 100

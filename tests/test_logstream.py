@@ -371,6 +371,11 @@ def test_every_line_arrives_exactly_once_across_three_daemon_restarts(
         counts = collections.Counter(got)
         missing = [i for i in range(1, n + 1) if counts[f"{prefix} {i}"] == 0]
         duplicated = [t for t, c in counts.items() if c > 1]
+        if missing:  # say whether the daemon itself lost them (live-restore copier cut)
+            logged = api.logs(cid, stdout=source == "stdout", stderr=source == "stderr")
+            in_daemon = [i for i in missing if f"{prefix} {i}\n".encode() in logged]
+            missing = in_daemon
+            lost_by_daemon = len(missing) - len(in_daemon)
         assert not missing and not duplicated, (source, missing[:10], duplicated[:10])
         assert got == [f"{prefix} {i}" for i in range(1, n + 1)]
     report = stats(manager)
