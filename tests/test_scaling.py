@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable
@@ -71,7 +72,7 @@ def test_shrinks_step_by_step_to_min_after_idle_window() -> None:
     m = monitor()
     decisions = drive(m, 8, 0.0, 0.0, 20.0)
     assert [d.to_size for d in decisions] == [4, 2]
-    gaps = [b.time - a.time for a, b in zip(decisions, decisions[1:], strict=False)]
+    gaps = [b.time - a.time for a, b in itertools.pairwise(decisions)]
     assert all(g >= 2.0 - 1e-6 for g in gaps), "each step waits a whole idle window"
 
 
@@ -132,7 +133,8 @@ def test_load_ramp_grows_to_max_and_returns_to_min_without_flapping(
     assert trace[peak:] == sorted(trace[peak:], reverse=True), trace
     ups = [d for d in report.scaling if d.direction == "up"]
     downs = [d for d in report.scaling if d.direction == "down"]
-    assert ups and downs
+    assert ups
+    assert downs
     assert all("load" in d.reason for d in report.scaling)
 
 
@@ -170,7 +172,8 @@ def test_recycling_under_load_loses_no_call(make_config: MakeConfig) -> None:
         recycled = pool.metrics.registry.get_sample_value(
             "docker_recovery_operations_total", {"kind": "recycle"}
         )
-        assert recycled is not None and recycled >= 3
+        assert recycled is not None
+        assert recycled >= 3
         report = pool.router.ask(PoolStatus())
         assert report.size == 3
         assert all(c.age < 2.0 for c in report.connections)
