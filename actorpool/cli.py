@@ -35,6 +35,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import functools
+import logging
 import os
 import queue
 import re
@@ -44,7 +46,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import FrameType
 from typing import Any, Literal, NoReturn, TextIO, cast
 
@@ -542,6 +544,10 @@ class _Output:
         self._colours: dict[str, str] = {}
         self._width = 0
 
+    def reserve(self, names: Iterable[str]) -> None:
+        """Widen the name column for ``names`` now, so later lines stay aligned."""
+        self._width = max([self._width, *(len(name) for name in names)])
+
     def _prefix(self, name: str, stream: str) -> str:
         if not self.prefix:
             return ""
@@ -654,6 +660,7 @@ class LinePrinter(pykka.ThreadingActor):
         super().__init__()
         self._output = output
         self._names = dict(names or {})
+        output.reserve(self._names.values())
         self._resolve = resolve
         self._expect = expect
         self._done = done
@@ -670,6 +677,7 @@ class LinePrinter(pykka.ThreadingActor):
             self._stream_message(message)
         elif isinstance(message, _Names):
             self._names.update(message.names)
+            self._output.reserve(message.names.values())
             for cid in message.names:
                 for held in self._held.pop(cid, []):
                     self._stream_message(held)
@@ -857,6 +865,7 @@ def _cmd_logs(args: argparse.Namespace) -> int:
     output = _Output(prefix=len(refs) > 1, timestamps=args.timestamps)
     with _pool(config) as pool:
         names = _inspect_all(pool, refs)
+        output.reserve(names.values())
         if not args.follow:
             futures = [
                 (
@@ -921,13 +930,26 @@ def _ago(seconds: float) -> str:
 
 def _health_table(report: PoolStatusReport) -> str:
     now = time.time()
-    rows = [("CONNECTION", "HEALTH", "BREAKER", "IN USE", "USES", "FAILURES", "AGE", "LAST USED")]
+    rows = [
+        (
+            "CONNECTION",
+            "HEALTH",
+            "BREAKER",
+            "SCORE",
+            "IN USE",
+            "USES",
+            "FAILURES",
+            "AGE",
+            "LAST USED",
+        )
+    ]
     for c in report.connections:
         rows.append(
             (
                 c.id,
-                "healthy" if c.healthy else "unhealthy",
+                c.state,
                 c.breaker,
+                f"{c.score:.2f}",
                 "yes" if c.in_use else "no",
                 str(c.usage_count),
                 str(c.consecutive_failures),
@@ -943,8 +965,9 @@ def _health_line(report: PoolStatusReport, failures: Sequence[str] = ()) -> str:
     breakers = sum(c.breaker == "open" for c in report.connections)
     return (
         f"pool {state}: {report.size} connections (min {report.min_size}, max "
-        f"{report.max_size}), {report.healthy} healthy, {breakers} breakers open, queue "
-        f"{report.queue_length}, {report.restarts} restarts"
+        f"{report.max_size}), {report.healthy} healthy, score {report.score:.2f}, {breakers} "
+        f"breakers open, load {report.load:.2f}, queue {report.queue_length}, "
+        f"{report.restarts} restarts"
     )
 
 
@@ -1005,7 +1028,8 @@ def _run_monitor(
     signals.check()
 
     unknown: queue.Queue[str] = queue.Queue()
-    printer = LinePrinter.start(output, resolve=unknown.put, notices=True)
+    broken = threading.Event()  # set by the printer when stdout is closed (`| head`)
+    printer = LinePrinter.start(output, resolve=unknown.put, notices=True, done=broken)
     cleanup.callback(_stop_quietly, printer)
     pool = actorpool.start(config)
     cleanup.callback(pool.stop, timeout=_STOP_TIMEOUT)  # runs first: streams end, then printer
@@ -1020,11 +1044,25 @@ def _run_monitor(
         f"actorpool: following logs on {config.pool.socket_path}{shown}{where}; Ctrl-C to stop"
     )
     if use_sandbox:
-        from actorpool.demo import start_demo
+        printer.tell(_Names(_start_demo(pool)))
+    _monitor_loop(pool, printer, unknown, output, signals, args, broken)
 
-        # Started after following began: they show up as containers that start later do.
-        pool.router.ask(Execute(start_demo, timeout=60))
-    _monitor_loop(pool, printer, unknown, output, signals, args)
+
+def _start_demo(pool: actorpool.Pool) -> dict[str, str]:
+    """Start the demo containers, in parallel, each on a pooled connection; id -> name.
+
+    They start after following began, so they show up as containers that start
+    later do.
+    """
+    from actorpool.demo import DEMO_CONTAINERS, start_demo_container
+
+    futures = [
+        pool.router.ask(
+            Execute(functools.partial(start_demo_container, demo=demo), timeout=60), block=False
+        )
+        for demo in DEMO_CONTAINERS
+    ]
+    return {future.get(): demo.name for future, demo in zip(futures, DEMO_CONTAINERS, strict=True)}
 
 
 def _monitor_loop(
@@ -1034,12 +1072,13 @@ def _monitor_loop(
     output: _Output,
     signals: _Signals,
     args: argparse.Namespace,
+    broken: threading.Event,
 ) -> None:
     started = time.monotonic()
     stop_at = None if args.duration is None else started + args.duration
     next_summary = started + args.summary_interval
     last = (started, 0)
-    while signals.received is None:
+    while signals.received is None and not broken.is_set():
         now = time.monotonic()
         if stop_at is not None and now >= stop_at:
             break
@@ -1051,7 +1090,7 @@ def _monitor_loop(
         except queue.Empty:
             continue
         printer.tell(_Names({cid: _name_of(pool, cid)}))
-    if signals.received is None:
+    if signals.received is None and not broken.is_set():
         _summary(pool, printer, output, last)
 
 
@@ -1175,7 +1214,13 @@ def _exit_stdout_quietly() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``actorpool`` command line; return the exit code."""
+    """Run the ``actorpool`` command line; return the exit code.
+
+    Args:
+        argv: The arguments; ``None`` means ``sys.argv[1:]`` and marks a real
+            command-line run, which ends the process itself (:func:`_exit_promptly`)
+            when a thread outlives the command.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):
@@ -1194,7 +1239,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(OSError):
             print(f"actorpool: {message}", file=sys.stderr)
     _flush_quietly()
+    if argv is None:
+        _exit_promptly(code)
     return code
+
+
+def _exit_promptly(code: int, grace: float = 0.3) -> None:
+    """End the process now if a worker thread is still running after the command.
+
+    The pool stops its actors with a bounded wait, but a connection stuck in a
+    Docker call (a paused daemon) keeps its thread until the call's deadline,
+    and Python waits for every non-daemon thread before exiting: Ctrl-C must
+    not take 30 seconds. Everything of ours is cleaned up by now (a sandbox
+    daemon included), so nothing is lost by not waiting.
+    """
+    deadline = time.monotonic() + grace
+    for thread in threading.enumerate():
+        if thread is threading.current_thread() or thread.daemon:
+            continue
+        thread.join(max(0.0, deadline - time.monotonic()))
+    stuck = [t.name for t in threading.enumerate() if not t.daemon and t.is_alive()]
+    stuck = [name for name in stuck if name != threading.current_thread().name]
+    if stuck:
+        logging.getLogger(__name__).debug("exiting with threads still running: %s", stuck)
+        _flush_quietly()
+        os._exit(code)
 
 
 def _flush_quietly() -> None:

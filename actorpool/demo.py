@@ -25,7 +25,14 @@ from actorpool.sandbox import IMAGE
 if TYPE_CHECKING:
     from docker import APIClient
 
-__all__ = ["DEMO_CONTAINERS", "DEMO_LABEL", "DemoContainer", "remove_demo", "start_demo"]
+__all__ = [
+    "DEMO_CONTAINERS",
+    "DEMO_LABEL",
+    "DemoContainer",
+    "remove_demo",
+    "start_demo",
+    "start_demo_container",
+]
 
 #: The label (with value ``"1"``) on every demo container.
 DEMO_LABEL = "actorpool.demo"
@@ -102,38 +109,40 @@ DEMO_CONTAINERS: tuple[DemoContainer, ...] = (
 )
 
 
-def start_demo(
-    client: APIClient,
-    *,
-    image: str = IMAGE,
-    containers: tuple[DemoContainer, ...] = DEMO_CONTAINERS,
-) -> list[str]:
-    """Create and start the demo containers; return their ids.
+def start_demo_container(client: APIClient, demo: DemoContainer, *, image: str = IMAGE) -> str:
+    """Create and start one demo container; return its id.
 
     Safe to call again (a container of the same name is replaced), so it can
     run as an ``Execute`` request that the pool may retry.
 
     Args:
         client: A docker-py ``APIClient`` on the daemon (a sandbox's).
+        demo: Which container.
         image: A busybox image with ``sh`` and ``usleep``; the sandbox's by default.
-        containers: Which demo containers to start.
     """
-    ids: list[str] = []
-    for demo in containers:
-        with contextlib.suppress(docker.errors.NotFound):
-            client.remove_container(demo.name, force=True)
-        policy = {"Name": "always"} if demo.restart else None
-        created = client.create_container(
-            image,
-            command=["sh", "-c", demo.script],
-            name=demo.name,
-            labels={DEMO_LABEL: "1"},
-            host_config=client.create_host_config(network_mode="none", restart_policy=policy),
-        )
-        cid = str(created["Id"])
-        client.start(cid)
-        ids.append(cid)
-    return ids
+    with contextlib.suppress(docker.errors.NotFound):
+        client.remove_container(demo.name, force=True)
+    policy = {"Name": "always"} if demo.restart else None
+    created = client.create_container(
+        image,
+        command=["sh", "-c", demo.script],
+        name=demo.name,
+        labels={DEMO_LABEL: "1"},
+        host_config=client.create_host_config(network_mode="none", restart_policy=policy),
+    )
+    cid = str(created["Id"])
+    client.start(cid)
+    return cid
+
+
+def start_demo(
+    client: APIClient,
+    *,
+    image: str = IMAGE,
+    containers: tuple[DemoContainer, ...] = DEMO_CONTAINERS,
+) -> list[str]:
+    """Create and start the demo containers one after the other; return their ids."""
+    return [start_demo_container(client, demo, image=image) for demo in containers]
 
 
 def remove_demo(client: APIClient) -> int:

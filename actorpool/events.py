@@ -222,7 +222,15 @@ class _EventReader(threading.Thread):
         super().__init__(name="actorpool-events", daemon=True)
         self._ctx = ctx
         self._actor = actor
-        self._filters = docker.utils.convert_filters(dict(filters)) if filters else None
+        # convert_filters returns the JSON text the daemon expects; it wraps anything but a
+        # list as one value, so the messages' frozen tuples must become lists first.
+        self._filters: str | None = None
+        if filters:
+            plain = {
+                k: list(v) if isinstance(v, tuple | set | frozenset) else v
+                for k, v in filters.items()
+            }
+            self._filters = docker.utils.convert_filters(plain)
         self._stop_event = threading.Event()
         self._lock = threading.Lock()
         self._response: Any = None
@@ -317,7 +325,7 @@ class _EventReader(threading.Thread):
         client = self._client
         params: dict[str, str] = {}
         if self._filters:
-            params["filters"] = json.dumps(self._filters)
+            params["filters"] = self._filters
         if self._last_ns is not None:
             params["since"] = format_since(self._last_ns)
         response = client._get(client._url("/events"), params=params, stream=True)
@@ -416,9 +424,11 @@ class EventStream(pykka.ThreadingActor):
         for _, ready in self._waiting:
             ready(StreamError(f"the event stream closed before it opened ({reason})"))
         self._waiting.clear()
-        for sub in list(self._subs.values()):
-            self._tell(sub, LogStreamEnded("", reason, sub.public_id))
+        subs = list(self._subs.values())
         self._subs.clear()
+        for sub in subs:
+            with contextlib.suppress(pykka.ActorDeadError):
+                sub.ref.tell(LogStreamEnded("", reason, sub.public_id))
         if not self._finished:
             self._finished = True
             if self._ctx.metrics is not None:
@@ -509,23 +519,24 @@ class EventStream(pykka.ThreadingActor):
         self._finished = True
         if self._ctx.metrics is not None:
             self._ctx.metrics.stream_closed("events")
-        self._manager.tell(EventSubscriptionsClosed(self._key, ids, finished=True))
+        with contextlib.suppress(pykka.ActorDeadError):
+            self._manager.tell(EventSubscriptionsClosed(self._key, ids, finished=True))
 
     def _closed(self, ids: tuple[str, ...]) -> None:
-        if self._subs or self._waiting:
+        with contextlib.suppress(pykka.ActorDeadError):
             self._manager.tell(EventSubscriptionsClosed(self._key, ids, finished=False))
+        if self._subs or self._waiting:
             return
         reader, self._reader = self._reader, None
         if reader is not None:
             reader.stop()
-        self._manager.tell(EventSubscriptionsClosed(self._key, ids, finished=False))
         self._finish(())
 
     def _tell(self, sub: EventSubscriber, message: Any) -> None:
         try:
             sub.ref.tell(message)
         except pykka.ActorDeadError:
-            if self._subs.pop(sub.id, None) is not None:
+            if self._subs.pop(sub.id, None) is not None and not self._finished:
                 self._closed((sub.id,))
 
     def _schedule_liveness(self) -> None:

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FOLLOW_EVENT_FILTERS",
     "Follow",
+    "FollowGone",
     "FollowSubscribe",
     "FollowSubscribeFailed",
 ]
@@ -86,6 +87,13 @@ class FollowSubscribeFailed:
     subscription_id: str
     container_id: str
     error: BaseException
+
+
+@attrs.frozen
+class FollowGone:
+    """Follow -> manager: this subscription cannot go on (no event stream, subscriber gone)."""
+
+    follow_id: str
 
 
 @attrs.frozen
@@ -145,6 +153,7 @@ class Follow(pykka.ThreadingActor):
         elif isinstance(message, EventsReady):
             if message.error is not None:
                 self._reply.try_set_exception(message.error)
+                self._manager.tell(FollowGone(self._id))
             else:
                 self._list(initial=True)
         elif isinstance(message, EventsReconnected):
@@ -182,6 +191,7 @@ class Follow(pykka.ThreadingActor):
             error = self._ctx.error(message.error, "list_containers")
             if message.initial:
                 self._reply.try_set_exception(error)
+                self._manager.tell(FollowGone(self._id))
             else:
                 logger.warning("follow %s: re-listing containers failed: %s", self._id, error)
             return
@@ -249,6 +259,9 @@ class Follow(pykka.ThreadingActor):
         if self._followed.get(cid) != message.subscription_id:
             return
         del self._followed[cid]
+        if not self._request.subscriber.is_alive():
+            self._manager.tell(FollowGone(self._id))  # nobody to deliver to any more
+            return
         if message.reason == "removed":
             self._cursors.pop(cid, None)
             return

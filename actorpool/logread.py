@@ -50,11 +50,9 @@ import requests.exceptions
 import urllib3.exceptions
 
 from actorpool.frames import (
-    STREAM_NAMES,
     ChunkedDecoder,
     FrameError,
-    FrameParser,
-    LineAssembler,
+    MultiplexedDecoder,
     TtyAssembler,
     format_since,
 )
@@ -81,6 +79,8 @@ __all__ = [
 DEFAULT_BUFFER_SIZE: Final = 65536
 #: Seconds a reader waits after a short read so the daemon's small writes coalesce.
 DEFAULT_COALESCE: Final = 0.001
+# A read shorter than buffer_size / _SHORT_READ counts as short (is followed by a pause).
+_SHORT_READ: Final = 16
 #: The default cut for lines (``docker.streams.max_line_size``).
 DEFAULT_MAX_LINE_SIZE: Final = 1024 * 1024
 
@@ -181,7 +181,7 @@ class RawLogStream:
 
         A read returns what the socket holds (it never waits to fill the
         buffer), so a follow stream's new line is yielded as soon as it
-        arrives; after a read shorter than a quarter of the buffer the next
+        arrives; after a read shorter than 1/16 of the buffer the next
         read waits :attr:`coalesce` seconds first, so the daemon's
         one-message-per-write output is read in batches. This blocks: run it
         in a thread of its own, never in an actor.
@@ -227,7 +227,7 @@ class RawLogStream:
         # Not chunked (or not reachable): urllib3 frames the body; read1 returns what is there.
         raw = self._response.raw
         size = self.buffer_size
-        short, pause = size // 4, self.coalesce
+        short, pause = size // _SHORT_READ, self.coalesce
         while True:
             data = raw.read1(size)
             if not data:
@@ -242,7 +242,7 @@ class RawLogStream:
         # every log message as its own HTTP chunk, so urllib3's chunk-at-a-time reading
         # costs one Python-level read per line; this costs one per socket read.
         size = self.buffer_size
-        short, pause = size // 4, self.coalesce
+        short, pause = size // _SHORT_READ, self.coalesce
         decoder = ChunkedDecoder()
         decode = decoder.feed
         while True:
@@ -373,21 +373,22 @@ def open_logs(
         stderr: Include the container's stderr.
         follow: Keep the stream open for new output until the container stops.
         since: Only messages stamped at or after this (inclusive); see :func:`time_param`.
-        until: Only messages stamped before this.
-        tail: ``"all"`` or the number of last lines per source.
+        until: Only messages stamped at or before this (inclusive too, on dockerd 20.10).
+        tail: ``"all"`` or the number of last log messages to start with.
         timestamps: Ask the daemon to prefix every message with its timestamp.
         tty: Whether the container has a TTY (from its inspect record). ``None``
             inspects the container first: dockerd 20.10 sends no content type
             that would tell the two body formats apart. A daemon that does
             send one (API >= 1.42) is believed over this argument.
         buffer_size: The most bytes asked of the socket per read.
-        coalesce: Seconds to wait after a read shorter than ``buffer_size / 4``
+        coalesce: Seconds to wait after a read shorter than ``buffer_size / 16``
             before reading again. The daemon writes (and flushes) every log
-            message on its own, so a reader that keeps up reads ~4 messages
+            message on its own, so a reader that keeps up reads ~5 messages
             per system call; measured on 1 M lines, waiting 1 ms cut the
-            reader's CPU time from ~4 s to ~1.2 s and did not slow the stream
-            (the daemon, at ~100 k lines/s, is the bottleneck). It delays a
-            follow stream's next line by at most this much. 0 disables it.
+            reading's CPU time from ~4 s to ~1.2 s without slowing the stream
+            (the daemon, at ~100 k lines/s, is the bottleneck). A reader that
+            falls behind gets long reads and never waits. It delays a follow
+            stream's next line by at most this much. 0 disables it.
 
     Raises:
         docker.errors.NotFound: No such container.
@@ -460,17 +461,14 @@ class LineReader:
     def __init__(self, raw: RawLogStream, *, max_line_size: int) -> None:
         self.raw = raw
         self.max_line_size = max_line_size
-        self._assemblers: tuple[LineAssembler | TtyAssembler, ...]
+        self._decoder: TtyAssembler | MultiplexedDecoder
         if raw.tty:
-            self._assemblers = (
-                TtyAssembler(timestamps=raw.timestamps, max_line_size=max_line_size),
-            )
+            self._decoder = TtyAssembler(timestamps=raw.timestamps, max_line_size=max_line_size)
         else:
-            self._assemblers = tuple(
-                LineAssembler(name, timestamps=raw.timestamps, max_line_size=max_line_size)
-                for name in STREAM_NAMES[1:]
+            self._decoder = MultiplexedDecoder(
+                timestamps=raw.timestamps, max_line_size=max_line_size
             )
-        self._batches = self._tty() if raw.tty else self._multiplexed()
+        self._batches = self._read()
 
     def __iter__(self) -> LineReader:
         return self
@@ -481,41 +479,21 @@ class LineReader:
     @property
     def truncated(self) -> int:
         """How many lines were cut at ``max_line_size`` so far."""
-        return sum(assembler.truncated for assembler in self._assemblers)
+        return self._decoder.truncated
 
-    def _tty(self) -> Iterator[list[LogLine]]:
-        assembler = self._assemblers[0]
-        feed = assembler.feed_into
+    def _read(self) -> Iterator[list[LogLine]]:
+        feed = self._decoder.feed_into
         for chunk in self.raw.chunks():
             batch: list[LogLine] = []
             feed(chunk, batch)
             if batch:
                 yield batch
         if self.raw.end_reason == "complete":
-            batch = assembler.flush()
-            if batch:
-                yield batch
-
-    def _multiplexed(self) -> Iterator[list[LogLine]]:
-        parser = FrameParser()
-        out_lines, err_lines = self._assemblers
-        # Indexed by frame stream id; stdin (0) counts as stdout, as in Docker's stdcopy.
-        feeds = (out_lines.feed_into, out_lines.feed_into, err_lines.feed_into)
-        feed_frames = parser.feed
-        for chunk in self.raw.chunks():
-            batch: list[LogLine] = []
-            for stream_id, payload in feed_frames(chunk):
-                feeds[stream_id](payload, batch)
-            if batch:
-                yield batch
-        if self.raw.end_reason == "complete":
-            if parser.pending:
-                msg = (
-                    f"the log stream of {self.raw.container[:12]} ended inside a frame "
-                    f"({parser.pending} bytes of it held at offset {parser.offset})"
-                )
-                raise FrameError(msg)
-            batch = out_lines.flush() + err_lines.flush()
+            try:
+                batch = self._decoder.flush()
+            except FrameError as exc:
+                msg = f"the log stream of {self.raw.container[:12]} is broken: {exc}"
+                raise FrameError(msg) from exc
             if batch:
                 yield batch
 

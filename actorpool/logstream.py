@@ -85,6 +85,7 @@ from actorpool.classify import classify
 from actorpool.client import make_client
 from actorpool.config import Config
 from actorpool.errors import (
+    Conflict,
     DockerUnavailable,
     NotFound,
     PoolStopped,
@@ -909,7 +910,7 @@ class _WindowReader(_Reader):
             raise
         except Exception as exc:
             error = self._ctx.error(exc, "container_logs")
-            if isinstance(error, NotFound):
+            if _gone(error):
                 return "removed"
             if not isinstance(error, _UNAVAILABLE):
                 raise error from exc
@@ -938,7 +939,7 @@ class _WindowReader(_Reader):
                 raise
             except Exception as exc:
                 error = self._ctx.error(exc, "container_logs")
-                if isinstance(error, NotFound):
+                if _gone(error):
                     return
                 if not isinstance(error, _UNAVAILABLE):
                     raise error from exc
@@ -999,7 +1000,7 @@ class _Follower(_Reader):
                     raise
                 except Exception as exc:
                     error = self._ctx.error(exc, "container_logs")
-                    if isinstance(error, NotFound):
+                    if _gone(error):
                         return "removed"
                     if not isinstance(error, _UNAVAILABLE):
                         raise error from exc
@@ -1021,9 +1022,15 @@ class _Follower(_Reader):
                         self._ctx.metrics.stream_reconnect()
                     state = "catch_up"
             elif state == "catch_up":
-                state = "follow" if self._catch_up_or_settle() else "settle"
+                outcome = self._catch_up_or_settle()
+                if outcome == "removed":
+                    return "removed"
+                state = "follow" if outcome == "ok" else "settle"
             else:  # exited: what is left after the cursor, then a chance to restart
-                if not self._catch_up_or_settle():
+                outcome = self._catch_up_or_settle()
+                if outcome == "removed":
+                    return "removed"
+                if outcome == "settle":
                     state = "settle"
                     continue
                 if self._restarted():
@@ -1063,20 +1070,20 @@ class _Follower(_Reader):
                 start = since if since is not None else format_since(opened)
                 self._start = (start, self._ctx.config.streams.resume_tail)
 
-    def _catch_up_or_settle(self) -> bool:
-        """Catch up; False when the daemon could not be reached (go back to settle)."""
+    def _catch_up_or_settle(self) -> str:
+        """Catch up: "ok", "settle" (the daemon could not be reached) or "removed"."""
         try:
             self._catch_up(self._source, self._start)
         except (_Stopped, GiveUp):
             raise
         except Exception as exc:
             error = self._ctx.error(exc, "container_logs")
-            if isinstance(error, NotFound):
-                return False  # settle will see the 404 and end with "removed"
+            if _gone(error):
+                return "removed"
             if not isinstance(error, _UNAVAILABLE):
                 raise error from exc
-            return False
-        return True
+            return "settle"
+        return "ok"
 
     def _restarted(self) -> bool:
         for step in _GRACE_STEPS:
@@ -1162,12 +1169,12 @@ class _Sub:
         "credit",
         "ending",
         "error",
-        "held",
         "floors",
-        "pos",
+        "held",
         "hist_out",
         "history",
         "outbox",
+        "pos",
         "sources",
         "spec",
     )
@@ -1287,7 +1294,8 @@ class LogStream(pykka.ThreadingActor):
             self._history_done(message)
         elif isinstance(message, AddSubscriber):
             if self._finished:
-                self._manager.tell(Reroute(message.subscriber))
+                with contextlib.suppress(pykka.ActorDeadError):
+                    self._manager.tell(Reroute(message.subscriber))
             else:
                 self._add(message.subscriber)
         elif isinstance(message, RemoveSubscriber):
@@ -1296,23 +1304,12 @@ class LogStream(pykka.ThreadingActor):
                 self._end(sub, message.reason, None)
                 self._maybe_finish()
             return sub is not None
-        elif isinstance(message, StreamInfo):
-            return self._info()
         else:
             from actorpool.errors import UnknownMessage
 
             msg = f"LogStream does not understand {type(message).__name__}"
             raise UnknownMessage(msg)
         return None
-
-    def _info(self) -> dict[str, Any]:
-        return {
-            "container_id": self._cid,
-            "subscribers": len(self._subs),
-            "readers": sorted(self._readers),
-            "sources": sorted(self._sources),
-            "held": {sid: len(s.outbox) + len(s.held) for sid, s in self._subs.items()},
-        }
 
     # -- subscribers --
 
@@ -1678,9 +1675,9 @@ class LogStream(pykka.ThreadingActor):
             self._manager.tell(SubscriptionsClosed(self._key, (), finished=True))
 
 
-@attrs.frozen
-class StreamInfo:
-    """Ask a LogStream for a dict describing it (tests and debugging)."""
+def _gone(error: BaseException) -> bool:
+    """The container is gone or going: 404, or 409 "dead or marked for removal"."""
+    return isinstance(error, NotFound | Conflict)
 
 
 def _escalate(tail: int | Literal["all"]) -> int | Literal["all"]:

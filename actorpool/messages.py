@@ -219,7 +219,7 @@ class ContainerLogs(Request):
     Attributes:
         since: Only lines at or after this time: Unix seconds, or the daemon's exact
             ``"seconds.nanoseconds"`` string.
-        until: Only lines before this time, same forms as ``since``.
+        until: Only lines at or before this time (inclusive), same forms as ``since``.
         tail: ``"all"`` or the number of last lines.
         timestamps: Ask the daemon for timestamps (``LogLine.timestamp`` is 0 without).
     """

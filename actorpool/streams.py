@@ -54,7 +54,13 @@ from actorpool.events import (
     RemoveEventSubscriber,
     canonical_filters,
 )
-from actorpool.follow import FOLLOW_EVENT_FILTERS, Follow, FollowSubscribe, FollowSubscribeFailed
+from actorpool.follow import (
+    FOLLOW_EVENT_FILTERS,
+    Follow,
+    FollowGone,
+    FollowSubscribe,
+    FollowSubscribeFailed,
+)
 from actorpool.future import ReplyFuture
 from actorpool.logstream import (
     AddSubscriber,
@@ -241,6 +247,9 @@ class StreamManager(pykka.ThreadingActor):
             self._reroute(message.subscriber)
         elif isinstance(message, FollowSubscribe):
             self._follow_subscribe(message)
+        elif isinstance(message, FollowGone):
+            if message.follow_id in self._follows:
+                self._end_follow(message.follow_id, None)
         else:
             msg = (
                 f"the stream manager does not understand {type(message).__name__}; it takes "

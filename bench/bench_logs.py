@@ -34,10 +34,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
-from _common import Figure, Target, bench_parser, bench_sandbox, load_note, median, print_table
 
 from actorpool.logread import iter_lines, open_logs
 from actorpool.sandbox import IMAGE, Sandbox
+
+from _common import Figure, Target, bench_parser, bench_sandbox, load_note, median, print_table
 
 B4_TARGET = Target.at_least(1.8)
 B4_TTY_TARGET = Target.at_least(5.0)
@@ -161,9 +162,8 @@ def written_container(sandbox: Sandbox, client: Any, lines: int, *, tty: bool) -
         msg = f"the log writer {cid[:12]} failed: {status}"
         raise RuntimeError(msg)
     kind = "TTY" if tty else "plain"
-    print(
-        f"# {kind} container {cid[:12]} wrote {lines:,} lines in {time.perf_counter() - began:.1f} s"
-    )
+    took = time.perf_counter() - began
+    print(f"# {kind} container {cid[:12]} wrote {lines:,} lines in {took:.1f} s")
     return cid
 
 
@@ -230,6 +230,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                         target,
                         note=f"daemon pace (raw chunks) {ceiling:,.0f}/s",
                         unit="lines/s",
+                    )
+                )
+                # CPU per line hardly depends on the machine's load, unlike the rates.
+                figures.append(
+                    Figure.speedup(
+                        f"{name} CPU per line",
+                        median([r.cpu_per_line for r in readings["actorpool"]]),
+                        median([r.cpu_per_line for r in readings["docker-py"]]),
+                        note="ratio = docker-py's CPU / ours (informative, stable under load)",
                     )
                 )
         finally:

@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import numbered_lines_cmd, wait_for_state, wait_until
 
 from actorpool.cli import parse_since
 from actorpool.sandbox import Sandbox
+
+from helpers import numbered_lines_cmd, wait_for_state, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 MakeContainer = Callable[..., str]
@@ -349,7 +350,7 @@ def test_monitor_starts_a_private_sandbox_with_demo_containers_and_removes_it(
     nowhere = f"unix://{tmp_path}/no-daemon.sock"
     began = time.monotonic()
     monitor = CliProcess(
-        "monitor", "--sandbox", "--duration", "5", "--summary-interval", "2",
+        "monitor", "--sandbox", "--duration", "4", "--summary-interval", "2",
         "--metrics", "127.0.0.1:0",
         host=nowhere,
     )  # fmt: skip
@@ -391,7 +392,7 @@ def test_health_reports_every_connection_and_exits_0(sandbox: Sandbox) -> None:
     rows = [line.split() for line in lines[1:] if re.match(r"^c\d+ ", line)]
     assert len(rows) == 10  # initial_pool_size of the default configuration
     assert all(row[1] == "healthy" and row[2] == "closed" for row in rows)
-    assert all(int(row[4]) >= 1 for row in rows)  # each took one of the pings
+    assert all(row[3] == "1.00" and int(row[5]) >= 1 for row in rows)  # each took a ping
     assert lines[-1].startswith("pool ok: 10 connections")
 
 

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from helpers import numbered_lines_cmd
-
 from actorpool.sandbox import Sandbox
+
+from helpers import numbered_lines_cmd
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 MakeContainer = Callable[..., str]

@@ -25,6 +25,7 @@ from actorpool.frames import (
     FrameError,
     FrameParser,
     LineAssembler,
+    MultiplexedDecoder,
     TtyAssembler,
     format_since,
     parse_timestamp,
@@ -324,6 +325,77 @@ def test_bad_arguments_are_rejected() -> None:
         LineAssembler("stdout", timestamps=True, max_line_size=0)
     with pytest.raises(ValueError, match="max_line_size"):
         TtyAssembler(timestamps=True, max_line_size=-1)
+
+
+# --- MultiplexedDecoder ---------------------------------------------------------------------
+
+
+@SETTINGS
+@given(
+    lines=st.lists(st.tuples(st.sampled_from([1, 2, 0]), line_contents()), max_size=12),
+    timestamps=st.booleans(),
+    max_line_size=st.one_of(st.integers(1, 100), st.integers(PIECE - 50, 4 * PIECE)),
+    cuts=st.lists(st.integers(0, 10**6), max_size=30),
+    odd=st.booleans(),
+    last=st.binary(max_size=20).map(lambda b: b.replace(b"\n", b"")),
+)
+def test_multiplexed_decoder_matches_parser_and_assemblers(
+    lines: list[tuple[int, bytes]],
+    timestamps: bool,
+    max_line_size: int,
+    cuts: list[int],
+    odd: bool,
+    last: bytes,
+) -> None:
+    # Pieces of stdout and stderr lines interleave, as the daemon's two copiers do.
+    queues: dict[int, list[bytes]] = {1: [], 2: []}
+    frames = []
+    for i, (sid, content) in enumerate(lines):
+        ts = BASE_NS + i * 1_000_003 if timestamps else None
+        msgs = messages(content, ts)
+        if odd and ts is not None:  # a valid RFC 3339 form other than the daemon's
+            msgs = [rfc3339(ts)[:-1].replace(b"T", b"t") + b"+00:00" + m[30:] for m in msgs]
+        queues[max(sid, 1)].extend(frame(sid, m) for m in msgs)
+        if i % 3 == 2:
+            frames.extend(queues[1] + queues[2])
+            queues = {1: [], 2: []}
+    frames.extend(queues[1] + queues[2])
+    if last:
+        frames.append(frame(2, (rfc3339(BASE_NS) + b" " if timestamps else b"") + last))
+    data = b"".join(frames)
+
+    parser = FrameParser()
+    out = LineAssembler("stdout", timestamps=timestamps, max_line_size=max_line_size)
+    err = LineAssembler("stderr", timestamps=timestamps, max_line_size=max_line_size)
+    expected: list[LogLine] = []
+    for sid, payload in parser.feed(data):
+        (err if sid == 2 else out).feed_into(payload, expected)
+    expected += out.flush() + err.flush()
+
+    decoder = MultiplexedDecoder(timestamps=timestamps, max_line_size=max_line_size)
+    got: list[LogLine] = []
+    for piece in split_at(data, cuts):
+        decoder.feed_into(piece, got)
+    assert decoder.pending == 0
+    assert decoder.offset == len(data)
+    got += decoder.flush()
+    assert got == expected
+    assert [line.data for line in got if not line.truncated and line.stream == "stdout"] == [
+        c for sid, c in lines if sid != 2 and len(c) <= max_line_size
+    ]
+    assert decoder.truncated == out.truncated + err.truncated
+
+
+def test_multiplexed_decoder_bad_header_names_the_offset() -> None:
+    decoder = MultiplexedDecoder(timestamps=False, max_line_size=100)
+    good = frame(1, b"a\n") + frame(2, b"b\n")
+    assert decoder.feed(good[:5]) == []
+    with pytest.raises(FrameError, match=f"offset {len(good)}:"):
+        decoder.feed(good[5:] + b"\x07\0\0\0\0\0\0\1x")
+    cut = MultiplexedDecoder(timestamps=False, max_line_size=9)
+    assert cut.feed(b"\1\0\0") == []
+    with pytest.raises(FrameError, match="ended inside a frame"):
+        cut.flush()
 
 
 # --- TtyAssembler ----------------------------------------------------------------------------

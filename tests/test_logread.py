@@ -8,12 +8,13 @@ from typing import Any
 
 import docker.errors
 import pytest
-from helpers import numbered_lines_cmd, wait_for_state, wait_until
 
 from actorpool.frames import format_since
 from actorpool.logread import iter_lines, open_logs, read_logs, time_param
 from actorpool.messages import ContainerLogs, LogLine
 from actorpool.sandbox import Sandbox
+
+from helpers import numbered_lines_cmd, wait_for_state, wait_until
 
 MIB = 1024 * 1024
 
@@ -202,6 +203,20 @@ def test_follow_delivers_new_lines_and_completes_when_the_container_exits(
         thread.join(timeout=20)
         assert state["error"] is None
         assert [line.data for line in state["lines"]] == [b"out %d" % i for i in range(1, 6)]
+        assert raw.end_reason == "complete"
+    finally:
+        client.close()
+
+
+def test_a_quiet_follow_stream_outlives_the_client_timeout(
+    sandbox: Sandbox, make_container: Any
+) -> None:
+    cid = make_container(["sh", "-c", "echo a; sleep 2; echo b"])
+    client = sandbox.client(timeout=1)  # shorter than the container's silence
+    try:
+        raw = open_logs(client, cid, follow=True, tty=False)
+        lines = read_all(raw)
+        assert [line.data for line in lines] == [b"a", b"b"]
         assert raw.end_reason == "complete"
     finally:
         client.close()

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import collections
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pykka
 import pytest
-from helpers import numbered_lines_cmd, wait_for_state, wait_until
 
 from actorpool.config import Config
+from actorpool.faultproxy import FaultProxy
 from actorpool.logstream import advance, since_ns
 from actorpool.messages import (
     LogChunk,
@@ -23,6 +23,8 @@ from actorpool.messages import (
 )
 from actorpool.scheduler import Scheduler
 from actorpool.streams import StreamManager, StreamStats, StreamStatsReport
+
+from helpers import numbered_lines_cmd, wait_for_state, wait_until
 
 # --- helpers -------------------------------------------------------------------------------
 
@@ -98,10 +100,8 @@ class Streams:
 
     def close(self) -> None:
         for ref in reversed(self._actors):
-            try:
+            with contextlib.suppress(pykka.ActorDeadError):
                 ref.stop(timeout=10)
-            except pykka.ActorDeadError:
-                pass
         for scheduler in self._schedulers:
             scheduler.stop()
 
@@ -184,8 +184,10 @@ def test_a_100_kib_line_arrives_as_one_line_and_longer_lines_are_cut_and_counted
     wait_end(sink)
     lines = [line for m in sink if isinstance(m, LogChunk) for line in m.lines]
     assert [len(line.data) for line in lines] == [102_400, 5, 200_000, 5]
-    assert lines[0].data == b"x" * 102_400 and not lines[0].truncated
-    assert lines[2].truncated and lines[2].data == b"y" * 200_000
+    assert lines[0].data == b"x" * 102_400
+    assert not lines[0].truncated
+    assert lines[2].truncated
+    assert lines[2].data == b"y" * 200_000
     assert [line.text for line in lines[1::2]] == ["short", "after"]
     assert stats(manager).truncated_lines == 1
 
@@ -229,7 +231,8 @@ def test_three_subscribers_share_one_stream_and_a_late_one_gets_its_history_exac
         assert texts(sink, "stdout") == [f"out {i}" for i in range(1, 1501)]
         assert texts(sink, "stderr") == [f"err {i}" for i in range(1, 1501)]
     tail_only = numbers(texts(new_sink, "stdout"), "out")
-    assert tail_only and tail_only[0] > 300
+    assert tail_only
+    assert tail_only[0] > 300
     assert tail_only == list(range(tail_only[0], 1501))
     assert stats(manager).history_reads >= 1
 
@@ -302,7 +305,8 @@ def test_a_slow_subscriber_with_drop_oldest_loses_only_counted_chunks(
         assert len(sink) < 5000
     report = stats(manager)
     got = numbers(texts(sink, "stdout"), "out")
-    assert got == sorted(got) and len(set(got)) == len(got)  # in order, no duplicate
+    assert got == sorted(got)
+    assert len(set(got)) == len(got)
     gaps = sum(1 for a, b in zip([0, *got], got, strict=False) if b != a + 1)
     gaps += got[-1] != 5000
     assert report.dropped_chunks > 0
@@ -342,13 +346,20 @@ def test_follow_false_reads_the_log_once_and_completes(
         "i=1; while [ $i -le 500 ]; do echo out $i; echo err $i >&2; i=$((i+1)); done; sleep 30"
     )
     cid = make_container(["sh", "-c", script])
-    wait_until(lambda: b"err 500" in docker_api.logs(cid, tail=1), 10)
+    wait_until(lambda: len(docker_api.logs(cid).splitlines()) == 1000, 10)
     sub, sink = streams.subscriber()
     ask(manager, SubscribeLogs(cid, sub, follow=False, tail=100))
     end = wait_end(sink, 10)
-    assert isinstance(end, LogStreamEnded) and end.reason == "completed"
-    assert texts(sink, "stdout") == [f"out {i}" for i in range(451, 501)]
-    assert texts(sink, "stderr") == [f"err {i}" for i in range(451, 501)]
+    assert isinstance(end, LogStreamEnded)
+    assert end.reason == "completed"
+    # tail counts the log's lines, both sources together (as `docker logs --tail` does).
+    expected = docker_api.logs(cid, tail=100).decode().splitlines()
+    got = texts(sink, "stdout") + texts(sink, "stderr")
+    assert len(got) == 100
+    assert sorted(got) == sorted(expected)
+    for prefix in ("out", "err"):
+        mine = numbers(got, prefix)
+        assert mine == list(range(501 - len(mine), 501))
 
 
 @pytest.mark.daemon
@@ -371,13 +382,67 @@ def test_every_line_arrives_exactly_once_across_three_daemon_restarts(
     assert isinstance(end, LogStreamEnded), end
     for source, prefix in (("stdout", "out"), ("stderr", "err")):
         got = texts(sink, source)
-        counts = collections.Counter(got)
-        missing = [i for i in range(1, n + 1) if counts[f"{prefix} {i}"] == 0]
-        duplicated = [t for t, c in counts.items() if c > 1]
+        # Exactly the daemon's own log: in order, no gap, no duplicate.
         logged = api.logs(cid, stdout=source == "stdout", stderr=source == "stderr")
-        daemon_lost = [i for i in missing if f"{prefix} {i}\n".encode() not in logged]
-        assert not missing and not duplicated, (source, missing[:10], duplicated[:10], daemon_lost)
-        assert got == [f"{prefix} {i}" for i in range(1, n + 1)]
+        assert got == logged.decode().splitlines()
+        # A live-restore restart can lose a line inside dockerd itself (its copier had read
+        # it from the container's pipe when it was stopped); measured: at most one, rarely.
+        lost_by_daemon = set(range(1, n + 1)) - set(numbers(got, prefix))
+        assert len(lost_by_daemon) <= 3, sorted(lost_by_daemon)[:10]
+        assert len(got) == len(set(got))
     report = stats(manager)
     assert report.reconnects >= 6  # two sources, three restarts
     assert report.resume_gaps == 0
+
+
+def test_every_line_arrives_exactly_once_across_forced_disconnects(
+    streams: Streams, make_container: Callable[..., str], sandbox: Any
+) -> None:
+    # The daemon keeps running and keeps every line; only the connections are cut (RST),
+    # many times, while both sources are written: resume must lose and repeat nothing.
+    with FaultProxy(sandbox.socket_path) as proxy:
+        manager = streams.manager(
+            proxy.url, streams={"reconnect_initial_delay": 0.02, "reconnect_max_delay": 0.2}
+        )
+        n = 3000
+        cid = make_container(numbered_lines_cmd(n, delay=0.001))
+        sub, sink = streams.subscriber()
+        ask(manager, SubscribeLogs(cid, sub))
+        cuts = 0
+        while end_of(sink) is None and cuts < 15:
+            time.sleep(0.2)
+            proxy.reset_all()
+            cuts += 1
+        end = wait_end(sink, 30)
+        assert isinstance(end, LogStreamEnded), end
+        assert end.reason == "exited"
+        for source, prefix in (("stdout", "out"), ("stderr", "err")):
+            assert texts(sink, source) == [f"{prefix} {i}" for i in range(1, n + 1)]
+        report = stats(manager)
+        assert report.reconnects >= 10
+        assert report.resume_gaps == 0
+
+
+@pytest.mark.daemon
+def test_a_stream_gives_up_with_log_stream_error_when_the_daemon_stays_away(
+    streams: Streams, make_container: Callable[..., str], private_sandbox: Any
+) -> None:
+    api = private_sandbox.client()
+    manager = streams.manager(
+        private_sandbox,
+        streams={
+            "reconnect_initial_delay": 0.05,
+            "reconnect_max_delay": 0.2,
+            "give_up_after": 1.0,
+        },
+    )
+    cid = make_container(["sh", "-c", "echo hello; sleep 60"], api=api)
+    sub, sink = streams.subscriber()
+    ask(manager, SubscribeLogs(cid, sub))
+    wait_until(lambda: texts(sink, "stdout") == ["hello"], 10)
+    private_sandbox.stop()  # live-restore: the container keeps running, the daemon is gone
+    end = wait_end(sink, 15)
+    assert isinstance(end, LogStreamError)
+    assert "give_up_after" in end.error
+    assert cid[:12] in end.error
+    wait_until(lambda: stats(manager).log_streams == 0, 5)
