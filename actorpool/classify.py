@@ -61,15 +61,22 @@ class Verdict:
     counts: bool
 
 
+def _timeout_itself(exc: object) -> bool:
+    # urllib3 2 makes "connection refused" (NewConnectionError) a ConnectTimeoutError subclass.
+    if isinstance(exc, urllib3.exceptions.NewConnectionError):
+        return False
+    return isinstance(exc, _TIMEOUTS)
+
+
 def _is_timeout(exc: BaseException) -> bool:
     seen: set[int] = set()
     cur: BaseException | None = exc
     while cur is not None and id(cur) not in seen:
         seen.add(id(cur))
-        if isinstance(cur, _TIMEOUTS):
+        if _timeout_itself(cur):
             return True
         # requests wraps urllib3's ReadTimeoutError in ConnectionError args, not __cause__.
-        if any(isinstance(a, _TIMEOUTS) for a in getattr(cur, "args", ())):
+        if any(_timeout_itself(a) for a in getattr(cur, "args", ())):
             return True
         cur = cur.__cause__ or cur.__context__
     return False

@@ -94,7 +94,6 @@ __all__ = [
     "EXIT_UNREACHABLE",
     "EXIT_USAGE",
     "CliError",
-    "LinePrinter",
     "build_parser",
     "main",
     "parse_since",
@@ -522,7 +521,8 @@ class _Output:
 
     Colour is decided per stream (a TTY, and ``NO_COLOR`` unset), so
     ``actorpool logs x 2>err.txt`` keeps colour codes out of the file.
-    Used by one thread at a time (the printer actor, or the main thread).
+    Not thread-safe: once a :class:`LinePrinter` writes to it, every line goes
+    through that actor (``_Status`` for actorpool's own lines).
     """
 
     def __init__(
@@ -605,6 +605,13 @@ class _Names:
 
 
 @attrs.frozen
+class _Status:
+    """Tell the printer to print one of actorpool's own lines (a health summary) on stderr."""
+
+    text: str
+
+
+@attrs.frozen
 class _GetStats:
     """Ask the printer for a :class:`PrinterStats`."""
 
@@ -681,6 +688,8 @@ class LinePrinter(pykka.ThreadingActor):
             for cid in message.names:
                 for held in self._held.pop(cid, []):
                     self._stream_message(held)
+        elif isinstance(message, _Status):
+            self._guarded(self._output.status, message.text)
         elif isinstance(message, _GetStats):
             return PrinterStats(
                 self._lines, len(self._streaming), self._ended, self._failed, self._broken
@@ -690,7 +699,7 @@ class LinePrinter(pykka.ThreadingActor):
     def _stream_message(self, message: LogChunk | LogStreamEnded | LogStreamError) -> None:
         cid = message.container_id
         if not cid:  # the end of a FollowContainers subscription as a whole
-            self._print("actorpool", message)
+            self._guarded(self._print, "actorpool", message)
             return
         if cid in self._held:
             self._held[cid].append(message)
@@ -700,9 +709,11 @@ class LinePrinter(pykka.ThreadingActor):
             self._held[cid] = [message]
             self._resolve(cid)
             return
-        name = name or cid[:12]
+        self._guarded(self._print, name or cid[:12], message)
+
+    def _guarded(self, write: Callable[..., None], *args: Any) -> None:
         try:
-            self._print(name, message)
+            write(*args)
         except OSError:  # stdout closed (a pipe to `head`): stop printing, let the CLI end
             self._broken = True
             if self._done is not None:
@@ -915,7 +926,7 @@ def _cmd_health(args: argparse.Namespace) -> int:
     print(_health_table(report))
     print(_health_line(report, failures))
     if failures:
-        print(f"ping failed: {failures[0]}", file=sys.stderr)
+        print(f"{len(failures)} of {size} pings failed; the first: {failures[0]}", file=sys.stderr)
     unhealthy = report.degraded or report.healthy == 0 or bool(failures)
     return EXIT_UNHEALTHY if unhealthy else EXIT_OK
 
@@ -1040,12 +1051,14 @@ def _run_monitor(
     pool.router.ask(FollowContainers(printer, filters=filters, tail=args.tail))
     where = f"; metrics at {_metrics_url(pool)}" if pool.metrics_address else ""
     shown = f" (filter {_show_filters(filters)})" if filters else ""
-    output.status(
-        f"actorpool: following logs on {config.pool.socket_path}{shown}{where}; Ctrl-C to stop"
+    printer.tell(
+        _Status(
+            f"actorpool: following logs on {config.pool.socket_path}{shown}{where}; Ctrl-C to stop"
+        )
     )
     if use_sandbox:
         printer.tell(_Names(_start_demo(pool)))
-    _monitor_loop(pool, printer, unknown, output, signals, args, broken)
+    _monitor_loop(pool, printer, unknown, signals, args, broken)
 
 
 def _start_demo(pool: actorpool.Pool) -> dict[str, str]:
@@ -1069,7 +1082,6 @@ def _monitor_loop(
     pool: actorpool.Pool,
     printer: pykka.ActorRef[Any],
     unknown: queue.Queue[str],
-    output: _Output,
     signals: _Signals,
     args: argparse.Namespace,
     broken: threading.Event,
@@ -1083,7 +1095,7 @@ def _monitor_loop(
         if stop_at is not None and now >= stop_at:
             break
         if now >= next_summary:
-            last = _summary(pool, printer, output, last)
+            last = _summary(pool, printer, last)
             next_summary = max(next_summary + args.summary_interval, time.monotonic())
         try:
             cid = unknown.get(timeout=0.05)
@@ -1091,11 +1103,11 @@ def _monitor_loop(
             continue
         printer.tell(_Names({cid: _name_of(pool, cid)}))
     if signals.received is None and not broken.is_set():
-        _summary(pool, printer, output, last)
+        _summary(pool, printer, last)
 
 
 def _summary(
-    pool: actorpool.Pool, printer: pykka.ActorRef[Any], output: _Output, last: tuple[float, int]
+    pool: actorpool.Pool, printer: pykka.ActorRef[Any], last: tuple[float, int]
 ) -> tuple[float, int]:
     """Print one pool health line; return the (time, lines) it was computed at."""
     now = time.monotonic()
@@ -1103,15 +1115,18 @@ def _summary(
     try:
         report = pool.status(timeout=2)
     except (ActorPoolError, pykka.Timeout) as error:
-        output.status(f"actorpool health: pool status unavailable: {error}")
+        printer.tell(_Status(f"actorpool health: pool status unavailable: {error}"))
         return now, stats.lines
     rate = (stats.lines - last[1]) / max(now - last[0], 1e-6)
     breakers = sum(c.breaker == "open" for c in report.connections)
     streams = max(report.streams, stats.streaming)
     state = "degraded" if report.degraded else "ok"
-    output.status(
-        f"actorpool health: {state} size={report.size} healthy={report.healthy} "
-        f"breakers_open={breakers} streams={streams} lines/s={rate:.1f} queue={report.queue_length}"
+    printer.tell(
+        _Status(
+            f"actorpool health: {state} size={report.size} healthy={report.healthy} "
+            f"breakers_open={breakers} streams={streams} lines/s={rate:.1f} "
+            f"queue={report.queue_length}"
+        )
     )
     return now, stats.lines
 

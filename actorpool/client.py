@@ -6,16 +6,23 @@ TLS, API version and timeouts are decided in a single place.
 
 from __future__ import annotations
 
-import logging
-
 import docker
 import docker.tls
 
 from actorpool.config import Config
 
-__all__ = ["make_client"]
+__all__ = ["make_client", "tls_warning"]
 
-logger = logging.getLogger(__name__)
+def tls_warning(config: Config) -> str | None:
+    """The warning to log once per pool when a tcp host is used without TLS verification."""
+    if not config.pool.socket_path.startswith("tcp://"):
+        return None
+    if config.api.tls_verify or config.api.tls_ca_cert is not None:
+        return None
+    return (
+        f"talking to {config.pool.socket_path} without TLS verification; set "
+        "docker.api.tls_verify and docker.api.tls_ca_cert to verify the daemon"
+    )
 
 
 def make_client(config: Config, *, timeout: float | None = None) -> docker.APIClient:
@@ -24,8 +31,8 @@ def make_client(config: Config, *, timeout: float | None = None) -> docker.APICl
     With ``api.version: auto`` the constructor asks the daemon for its version,
     so it can raise when the daemon is down; callers treat that like any
     failed call. TLS applies to ``tcp://`` hosts only: it verifies the server
-    when ``tls_verify`` is set or a CA certificate is given, and warns when a
-    tcp host is used without verification.
+    when ``tls_verify`` is set or a CA certificate is given (the pool warns
+    once, via :func:`tls_warning`, when a tcp host is used without it).
 
     Args:
         config: The pool's configuration.
@@ -46,12 +53,6 @@ def make_client(config: Config, *, timeout: float | None = None) -> docker.APICl
                 client_cert=client_cert, ca_cert=api.tls_ca_cert, verify=api.tls_ca_cert or verify
             )
             url = "https://" + url.removeprefix("tcp://")
-        if not verify:
-            logger.warning(
-                "talking to %s without TLS verification; set docker.api.tls_verify and "
-                "docker.api.tls_ca_cert to verify the daemon",
-                config.pool.socket_path,
-            )
     return docker.APIClient(
         base_url=url,
         version=api.version,

@@ -71,6 +71,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import operator
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -140,6 +141,7 @@ _MAX_TAIL: Final = 1_000_000  # past this the catch-up reads with tail=all
 _NEW_SOURCE_MARGIN: Final = 1 * _NS  # see _WindowDone handling
 _JOIN_TIMEOUT: Final = 2.0  # seconds on_stop waits for each reader thread
 _LAST: Final = 1 << 62  # a count above any real one
+_DATA: Final = operator.attrgetter("data")
 
 _UNAVAILABLE = (DockerUnavailable, RequestTimeout, StreamError)
 
@@ -1705,7 +1707,7 @@ def _queued(ref: pykka.ActorRef[Any]) -> int:
 
 
 def _nbytes(lines: Iterable[LogLine]) -> int:
-    return sum(len(line.data) for line in lines)
+    return sum(map(len, map(_DATA, lines)))  # C loops: a chunk of 1000 lines in ~30 µs
 
 
 def _final_reason(reasons: list[tuple[str, str | None]]) -> tuple[str, str | None]:

@@ -20,6 +20,7 @@ from typing import Any
 
 import pykka
 
+from actorpool.client import tls_warning
 from actorpool.config import Config, load_config
 from actorpool.errors import ConfigError
 from actorpool.health import HealthCheck, default_checks
@@ -63,6 +64,9 @@ class Pool:
         self._server: MetricsServer | None = None
         self._lock = threading.Lock()
         self._stopped = False
+        warning = tls_warning(config)
+        if warning:
+            logger.warning("%s", warning)
         checks = (
             tuple(health_checks) if health_checks is not None else default_checks(config.health)
         )

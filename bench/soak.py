@@ -50,6 +50,8 @@ import functools
 import logging
 import os
 import random
+import select
+import subprocess
 import sys
 import threading
 import time
@@ -70,7 +72,6 @@ if str(_REPO) not in sys.path:
 import actorpool  # noqa: E402
 from actorpool.config import Config  # noqa: E402
 from actorpool.errors import NotFound  # noqa: E402
-from actorpool.faultproxy import FaultProxy  # noqa: E402
 from actorpool.messages import (  # noqa: E402
     ContainerStats,
     FollowContainers,
@@ -246,6 +247,10 @@ class SoakReport:
     rss_samples: list[tuple[float, float, int]] = attrs.field(factory=list)  # (s, MiB, threads)
     recorder_mb: float = 0.0
     proxy_connections_left: int = 0
+    fds_before_pool: int = 0
+    fds_after_pool: int = 0
+    fds_warm: int = 0
+    fds_end: int = 0
     unrecovered: list[str] = attrs.field(factory=list)
 
     # -- derived figures --
@@ -358,6 +363,11 @@ class SoakReport:
                 f"{self.proxy_connections_left} connections through the proxy stayed open "
                 "after the pool stopped"
             )
+        if self.fds_after_pool > self.fds_before_pool + 2:
+            found.append(
+                f"open file descriptors: {self.fds_before_pool} before the pool started, "
+                f"{self.fds_after_pool} after it stopped"
+            )
         return found
 
     def format(self) -> str:
@@ -418,6 +428,11 @@ class SoakReport:
             f"threads: warm-up {self.threads_warm} (pool size {self.pool_size_warm}), end "
             f"{self.threads_end} (pool size {self.pool_size_end}, streams drained); before the "
             f"pool {self.threads_before_pool}, after it stopped {self.threads_after_pool}"
+        )
+        add(
+            f"file descriptors: warm-up {self.fds_warm}, end {self.fds_end}; before the pool "
+            f"{self.fds_before_pool}, after it stopped {self.fds_after_pool}; connections "
+            f"through the proxy left open after the stop: {self.proxy_connections_left}"
         )
         add(
             f"RSS: warm-up {self.rss_warm_mb:.1f} MiB, a third into the load "
@@ -606,24 +621,20 @@ def rss_mb() -> float:
     return 0.0
 
 
-def thread_kinds(*, include_proxy: bool = False) -> dict[str, int]:
-    """Live threads by kind (name without its counter / container id).
+def open_fds() -> int:
+    """File descriptors this process has open (sockets included)."""
+    return len(os.listdir("/proc/self/fd"))
 
-    The fault proxy's per-connection threads belong to the harness, not the
-    pool, and are left out unless asked for.
-    """
+
+def thread_kinds() -> dict[str, int]:
+    """Live threads of this process by kind (name without its counter or container id)."""
     kinds: collections.Counter[str] = collections.Counter()
     for thread in threading.enumerate():
-        kind = _thread_kind(thread.name)
-        if kind == "proxy-connection" and not include_proxy:
-            continue
-        kinds[kind] += 1
+        kinds[_thread_kind(thread.name)] += 1
     return dict(kinds)
 
 
 def _thread_kind(name: str) -> str:
-    if "(_serve)" in name or name == "faultproxy":
-        return "proxy-connection" if "(_serve)" in name else "proxy-accept"
     if name.startswith("actorpool-logs-"):
         return "log-reader-" + name.rsplit("-", 1)[-1].split("-")[0]
     head = name.split(" ")[0]
@@ -632,6 +643,114 @@ def _thread_kind(name: str) -> str:
 
 
 # --------------------------------------------------------------------------- the run
+
+
+_PROXY_SCRIPT: Final = """
+import os, sys
+from actorpool.faultproxy import FaultProxy
+proxy = FaultProxy(sys.argv[1])
+print("ready", proxy.path, flush=True)
+for line in sys.stdin:
+    command, _, argument = line.strip().partition(" ")
+    answer = "ok"
+    if command == "set":
+        name, value = argument.split()
+        setattr(proxy, name, value if name == "mode" else float(value))
+    elif command == "reset_all":
+        proxy.reset_all()
+    elif command == "stats":
+        sockets = 0
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                sockets += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+            except OSError:
+                pass  # the descriptor listdir itself used
+        answer = f"ok {proxy.connections} {sockets}"
+    elif command == "quit":
+        break
+    print(answer, flush=True)
+proxy.close()
+"""
+
+
+class ProxyProcess:
+    """An :class:`actorpool.faultproxy.FaultProxy` in a process of its own, driven by commands.
+
+    In its own process the proxy's threads, sockets and memory stay out of
+    the figures the soak measures (threads, RSS, file descriptors), and the
+    number of file descriptors it holds tells how many connections the pool
+    keeps open through it.
+    """
+
+    def __init__(self, upstream: str | os.PathLike[str], timeout: float = 20.0) -> None:
+        env = dict(os.environ, PYTHONPATH=str(_REPO))
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", _PROXY_SCRIPT, str(upstream)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=str(_REPO),
+            env=env,
+        )
+        self._lock = threading.Lock()
+        words = self._read(timeout).split()
+        if words[:1] != ["ready"]:
+            self.close()
+            msg = f"the fault proxy did not start: {' '.join(words)!r}"
+            raise RuntimeError(msg)
+        self.path = words[1]
+        self._base_fds = self.stats()[1]
+
+    @property
+    def url(self) -> str:
+        """``unix://`` URL of the proxy, for ``docker.pool.socket_path``."""
+        return f"unix://{self.path}"
+
+    def _read(self, timeout: float) -> str:
+        stdout = self._process.stdout
+        assert stdout is not None
+        ready, _, _ = select.select([stdout], [], [], timeout)
+        if not ready:
+            msg = f"the fault proxy did not answer within {timeout}s"
+            raise RuntimeError(msg)
+        return stdout.readline().strip()
+
+    def command(self, text: str, timeout: float = 10.0) -> str:
+        """Send one command (``set latency 0.25``, ``reset_all``, ``stats``); return the answer."""
+        with self._lock:
+            stdin = self._process.stdin
+            assert stdin is not None
+            stdin.write(text + "\n")
+            stdin.flush()
+            answer = self._read(timeout)
+        if not answer.startswith("ok"):
+            msg = f"the fault proxy answered {answer!r} to {text!r}"
+            raise RuntimeError(msg)
+        return answer
+
+    def set(self, name: str, value: float | str) -> None:
+        self.command(f"set {name} {value}")
+
+    def reset_all(self) -> None:
+        self.command("reset_all")
+
+    def stats(self) -> tuple[int, int]:
+        """(connections accepted so far, sockets the proxy holds)."""
+        _, accepted, fds = self.command("stats").split()
+        return int(accepted), int(fds)
+
+    def open_connections(self) -> int:
+        """Client connections the proxy is forwarding now (two sockets each)."""
+        return max(0, (self.stats()[1] - self._base_fds) // 2)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.command("quit", timeout=2.0)
+        try:
+            self._process.wait(5)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait(5)
 
 
 class _Control:
@@ -663,7 +782,15 @@ class _Control:
             time.sleep(0.1)
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
+        """Close the client's connections (the next call opens new ones)."""
+        with self._lock:
+            with contextlib.suppress(Exception):
+                self._client.close()
+            self._client = self._sandbox.client(timeout=30)
+
+    def shutdown(self) -> None:
+        """Close the client for good."""
+        with self._lock, contextlib.suppress(Exception):
             self._client.close()
 
 
@@ -684,7 +811,7 @@ class _Soak:
         self.ids_lock = threading.Lock()
         self.stop_load = threading.Event()
         self.calls_lock = threading.Lock()
-        self.proxy: FaultProxy | None = None
+        self.proxy: ProxyProcess | None = None
         self.pool: actorpool.Pool | None = None
         self.recorder: pykka.ActorRef[Any] | None = None
 
@@ -921,20 +1048,12 @@ class _Soak:
         return f"{conn_id} stopped"
 
     def _fault_log_stream_kill(self) -> str:
-        from actorpool.logstream import StreamInfo
-
         refs = pykka.ActorRegistry.get_by_class_name("LogStream")
         if not refs:
             msg = "no LogStream actor is running"
             raise RuntimeError(msg)
-        ref = self.rng.choice(refs)
-        try:
-            info: Any = ref.ask(StreamInfo(), timeout=2)
-            cid = str(info["container_id"])[:12]
-        except Exception:
-            cid = "?"
-        ref.tell("crash")
-        return f"LogStream of {cid} crashed"
+        self.rng.choice(refs).tell("crash")  # an unknown message by tell fails the actor
+        return f"one of {len(refs)} LogStream actors crashed"
 
     def _fault_event_stream_kill(self) -> str:
         refs = pykka.ActorRegistry.get_by_class_name("EventStream")
@@ -946,23 +1065,23 @@ class _Soak:
 
     def _fault_proxy_reset(self) -> str:
         assert self.proxy is not None
-        self.proxy.reset_probability = 0.5
+        self.proxy.set("reset_probability", 0.5)
         try:
             self.proxy.reset_all()
             time.sleep(1.0)
             self.proxy.reset_all()
         finally:
-            self.proxy.reset_probability = 0.0
+            self.proxy.set("reset_probability", 0.0)
         return "reset all, half of new connections reset for 1 s, reset all"
 
     def _fault_proxy_latency(self) -> str:
         assert self.proxy is not None
         latency = self.rng.choice((0.1, 0.25, 0.5))
-        self.proxy.latency = latency
+        self.proxy.set("latency", latency)
         try:
             time.sleep(3.0)
         finally:
-            self.proxy.latency = 0.0
+            self.proxy.set("latency", 0.0)
         return f"{latency:g}s per chunk for 3 s"
 
     def _fault_container_restart(self) -> str:
@@ -1176,8 +1295,10 @@ def run_soak(
         )
         for _ in range(o.containers):
             soak.new_container()
-        soak.proxy = FaultProxy(sandbox.socket_path)
+        soak.proxy = ProxyProcess(sandbox.socket_path)
         report.threads_before_pool = sum(thread_kinds().values())
+        soak.control.close()  # its sockets are not the pool's
+        report.fds_before_pool = open_fds()
         soak.pool = pool = actorpool.start(soak.config(soak.proxy.url))
         soak.recorder = Recorder.start(soak.store)
         pool.router.ask(
@@ -1200,6 +1321,7 @@ def run_soak(
         report.thread_kinds_warm = thread_kinds()
         report.pool_size_warm = pool.status().size
         report.rss_warm_mb = rss_mb()
+        report.fds_warm = open_fds()
         load_began = time.monotonic()
         log(
             f"soak: warm ({report.threads_warm} threads, {report.rss_warm_mb:.0f} MiB); "
@@ -1217,6 +1339,7 @@ def run_soak(
         if rest > 0:
             time.sleep(rest)
         soak.stop_load.set()
+        report.rss_end_mb = rss_mb()
         stuck = _joined_threads(callers, timeout=max(_DEADLINES.values()) + 70)
         if stuck:
             report.unrecovered.append(f"caller threads never returned: {stuck}")
@@ -1229,7 +1352,7 @@ def run_soak(
         status = pool.status()
         report.pool_size_end = status.size
         report.restarts = status.restarts
-        report.rss_end_mb = rss_mb()
+        report.fds_end = open_fds()
         if not report.rss_base_mb:
             report.rss_base_mb = report.rss_warm_mb
         with contextlib.suppress(Exception):
@@ -1263,21 +1386,21 @@ def run_soak(
         if soak.pool is not None:
             deadline = time.monotonic() + 5
             while time.monotonic() < deadline:
-                kinds = thread_kinds(include_proxy=True)
-                if sum(kinds.values()) - kinds.get("proxy-connection", 0) <= (
-                    report.threads_before_pool
-                ) and not kinds.get("proxy-connection"):
+                if sum(thread_kinds().values()) <= report.threads_before_pool:
                     break
                 time.sleep(0.1)
-            kinds = thread_kinds(include_proxy=True)
-            report.proxy_connections_left = kinds.get("proxy-connection", 0)
+            if soak.proxy is not None:
+                with contextlib.suppress(Exception):
+                    report.proxy_connections_left = soak.proxy.open_connections()
             report.threads_after_pool = sum(thread_kinds().values())
+            soak.control.close()
+            report.fds_after_pool = open_fds()
             report.leaked_threads = [
                 t.name for t in threading.enumerate() if _is_pool_thread(t.name)
             ]
         if soak.proxy is not None:
             soak.proxy.close()
-        soak.control.close()
+        soak.control.shutdown()
     return report
 
 

@@ -24,7 +24,7 @@ import actorpool
 from actorpool.config import Config
 from actorpool.messages import Execute, LogChunk, LogStreamEnded, LogStreamError, SubscribeLogs
 from actorpool.sandbox import import_busybox_image
-from actorpool.scheduler import Scheduler
+from actorpool.scheduler import Scheduler, TimerHandle
 
 REPORT_EVERY = 1.0  # seconds
 LEVELS = ("INFO", "WARN", "ERROR")
@@ -81,7 +81,7 @@ class Aggregator(pykka.ThreadingActor):
         self.counts: collections.Counter[tuple[str, str]] = collections.Counter()
         self.open_streams = streams
         self.finished = finished
-        self.timer: Any = None
+        self.timer: TimerHandle | None = None
 
     def on_start(self) -> None:
         self.timer = self.scheduler.tell_later(REPORT_EVERY, self.actor_ref, Report())
@@ -94,14 +94,19 @@ class Aggregator(pykka.ThreadingActor):
             if self.open_streams == 0:
                 self.finished.set()
         elif isinstance(message, Report):
-            print(f"report: {sum(self.counts.values())} lines so far", flush=True)
+            levels = collections.Counter[str]()
+            for (_, level), n in self.counts.items():
+                levels[level] += n
+            by_level = " ".join(f"{level}={levels[level]}" for level in LEVELS)
+            print(f"report: {levels.total()} lines so far ({by_level})", flush=True)
             self.timer = self.scheduler.tell_later(REPORT_EVERY, self.actor_ref, Report())
         elif isinstance(message, GetCounts):
             return dict(self.counts)
         return None
 
     def on_stop(self) -> None:
-        self.timer.cancel()
+        if self.timer is not None:
+            self.timer.cancel()
 
 
 def start_loggers(client: APIClient) -> dict[str, str]:

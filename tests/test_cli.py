@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from actorpool.cli import parse_since
+from actorpool.faultproxy import FaultProxy
 from actorpool.sandbox import Sandbox
 
 from helpers import numbered_lines_cmd, wait_for_state, wait_until
@@ -394,6 +395,35 @@ def test_health_reports_every_connection_and_exits_0(sandbox: Sandbox) -> None:
     assert all(row[1] == "healthy" and row[2] == "closed" for row in rows)
     assert all(row[3] == "1.00" and int(row[5]) >= 1 for row in rows)  # each took a ping
     assert lines[-1].startswith("pool ok: 10 connections")
+
+
+class _FirstConnectionPasses(FaultProxy):
+    """Forwards the first connection (the CLI's up-front ping), answers 503 to every later one."""
+
+    @property  # type: ignore[override]
+    def mode(self) -> str:
+        return "pass" if self.connections <= 1 else "status503"
+
+    @mode.setter
+    def mode(self, value: str) -> None:
+        pass
+
+
+def test_health_exits_1_when_the_pool_cannot_ping_through_its_connections(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    config = tmp_path / "fast.yaml"
+    config.write_text(
+        "docker:\n  pool:\n    max_retries: 1\n    initial_retry_delay: 50ms\n"
+        "    health_check_timeout: 2s\n"
+    )
+    with _FirstConnectionPasses(sandbox.socket_path) as proxy:
+        result = run_cli("health", "--config", str(config), "-H", proxy.url, host=None)
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.splitlines()[-1].startswith("pool DEGRADED: 10 connections")
+    assert "10 of 10 pings failed; the first: ping: " in result.stderr
+    assert "503" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_health_with_an_unreachable_host_exits_3_with_one_line(

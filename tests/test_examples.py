@@ -77,7 +77,8 @@ def test_log_subscriber_follows_a_given_container(
 
 def test_pipeline_counts_levels_per_container(sandbox: Sandbox, docker_api: Any) -> None:
     out = run_example("pipeline.py", sandbox=sandbox)
-    assert re.search(r"^report: \d+ lines so far$", out, re.M)  # the timer fired at least once
+    # The timer fired at least once.
+    assert re.search(r"^report: \d+ lines so far \(INFO=\d+ WARN=\d+ ERROR=\d+\)$", out, re.M)
     final = out[out.index("final counts:") :].splitlines()
     assert [line.split() for line in final[1:]] == [
         ["pipeline-api", "INFO=8", "WARN=4", "ERROR=3"],
