@@ -29,6 +29,7 @@ from actorpool.metrics import MetricsServer, PoolMetrics
 from actorpool.protocol import Shutdown, Wire
 from actorpool.router import AlertTarget, RouterActor
 from actorpool.scheduler import Scheduler
+from actorpool.streams import StreamManager
 from actorpool.supervisor import Bootstrap, SupervisorActor
 
 __all__ = ["Pool", "start"]
@@ -74,14 +75,9 @@ class Pool:
             config, self.scheduler, self.metrics, checks, alerts
         )
         try:
-            try:  # TEMP: until streams.py lands
-                from actorpool.streams import StreamManager
-
-                self._streams: pykka.ActorRef[Any] | None = StreamManager.start(
-                    config, self.scheduler, self.metrics
-                )
-            except ImportError:
-                self._streams = None
+            self._streams: pykka.ActorRef[Any] | None = StreamManager.start(
+                config, self.scheduler, self.metrics
+            )
             self._supervisor: pykka.ActorRef[Any] = SupervisorActor.start(
                 config, self.scheduler, self.router, self.metrics
             )

@@ -15,7 +15,7 @@ from pykka import ActorRef
 
 from actorpool.future import ReplyFuture
 from actorpool.health import CheckResult, HealthCheck
-from actorpool.messages import Request
+from actorpool.messages import PoolStatusReport, Request
 
 __all__ = [
     "Admit",
@@ -27,6 +27,7 @@ __all__ = [
     "ConnectionUnhealthy",
     "DeadlinePassed",
     "Degraded",
+    "FillPoolStatus",
     "Grow",
     "Probe",
     "ProbeDone",
@@ -225,6 +226,14 @@ class Recycle:
     """Router -> supervisor: ``conn_id`` is too old; stop it and start a fresh one."""
 
     conn_id: str
+
+
+@attrs.frozen
+class FillPoolStatus:
+    """Router -> stream manager: add the stream count to ``report`` and set ``future``."""
+
+    report: PoolStatusReport
+    future: ReplyFuture
 
 
 @attrs.frozen

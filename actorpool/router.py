@@ -67,6 +67,7 @@ from actorpool.protocol import (
     ConnectionUnhealthy,
     DeadlinePassed,
     Degraded,
+    FillPoolStatus,
     Grow,
     Probe,
     ProbeDone,
@@ -85,6 +86,7 @@ from actorpool.ratelimit import TokenBucket
 from actorpool.scaling import LoadMonitor
 from actorpool.scheduler import Scheduler, TimerHandle
 from actorpool.slots import Slot
+from actorpool.streams import StreamStats
 
 __all__ = ["AlertTarget", "RouterActor", "RouterRef"]
 
@@ -93,7 +95,7 @@ logger = logging.getLogger(__name__)
 AlertTarget = pykka.ActorRef[Any] | Callable[[HealthAlert], object]
 """Where health alerts go: an actor (told each alert) or a quick callable."""
 
-_STREAM_MESSAGES = (SubscribeLogs, Unsubscribe, SubscribeEvents, FollowContainers)
+_STREAM_MESSAGES = (SubscribeLogs, Unsubscribe, SubscribeEvents, FollowContainers, StreamStats)
 _STOPPED = "the pool is stopped; start a new one with actorpool.start()"
 
 
@@ -747,7 +749,19 @@ class RouterActor(pykka.ThreadingActor):
             queue_length=len(self._queue),
         )
 
-    def _status(self) -> PoolStatusReport:
+    def _status(self) -> PoolStatusReport | ReplyFuture:
+        report = self._report()
+        if self._streams is None:
+            return report
+        # The stream manager adds its count and answers the caller; the router does not wait.
+        future = ReplyFuture(time.monotonic() + self._config.api.timeout)
+        try:
+            self._streams.tell(FillPoolStatus(report, future))
+        except pykka.ActorDeadError:
+            return report
+        return future
+
+    def _report(self) -> PoolStatusReport:
         now = time.monotonic()
         slots = sorted(self._slots.values(), key=lambda s: int(s.id.lstrip("c") or 0))
         conns = tuple(s.status(now) for s in slots)

@@ -83,6 +83,7 @@ from actorpool.messages import (
     Unsubscribe,
 )
 from actorpool.metrics import PoolMetrics
+from actorpool.protocol import FillPoolStatus
 from actorpool.scheduler import Scheduler
 
 if TYPE_CHECKING:
@@ -237,6 +238,11 @@ class StreamManager(pykka.ThreadingActor):
             return self._follow(message)
         if isinstance(message, StreamStats):
             return self._stats()
+        if isinstance(message, FillPoolStatus):
+            stats = self._stats()
+            streams = stats.log_streams + stats.event_streams
+            message.future.try_set(attrs.evolve(message.report, streams=streams))
+            return None
         if isinstance(message, _Resolved):
             self._resolved(message)
         elif isinstance(message, SubscriptionsClosed):

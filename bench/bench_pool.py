@@ -94,45 +94,55 @@ def _thread_cpu(prefixes: dict[str, str]) -> dict[str, float]:
 
 
 def bench_b0(sandbox: Sandbox, calls: int) -> list[str]:
-    """The engine's own cost per call, without Docker: ``router.ask(Execute(noop))``.
+    """Where a sequential call's time goes, by thread; no target.
 
-    Not compared with docker-py (there is no I/O to compare): it tracks the
-    router path's overhead independently of the daemon's speed, split by
-    thread, next to one bare Pykka ``ask`` round trip for scale.
+    ``router.ask(Execute(noop))`` is the engine's own cost without Docker
+    I/O; ``router.ask(Ping())`` next to a direct ``client.ping()`` shows what
+    the hops add to a real call. Per-thread CPU (caller, router, connections,
+    the rest) comes from the threads' CPU clocks, so nothing is patched, and
+    CPU is far steadier than wall time on a shared machine. One bare Pykka
+    ``ask`` round trip is printed for scale.
     """
     roles = {
         "router": "RouterActor",
         "connections": "ConnectionActor",
         "other actors": "SupervisorActor",
         "scheduler": "actorpool-scheduler",
+        "echo actor": "_Echo",
     }
     config = bench_config(sandbox)
     lines: list[str] = []
-    with actorpool.start(config) as pool:
-        router = pool.router
+
+    def per_call(label: str, call: Callable[[], Any]) -> None:
         for _ in range(200):
-            router.ask(Execute(_noop))
+            call()
         before = _thread_cpu(roles)
-        sample = measure(lambda: [router.ask(Execute(_noop)) for _ in range(calls)])
+        sample = measure(lambda: [call() for _ in range(calls)])
         after = _thread_cpu(roles)
         split = ", ".join(
-            f"{role} {(after[role] - before[role]) / calls * 1e6:.0f}" for role in after
+            f"{role} {(after[role] - before[role]) / calls * 1e6:.0f}"
+            for role in after
+            if after[role] - before[role] > 0
         )
         lines.append(
-            f"B0 router.ask(Execute(noop)) x{calls}: wall {sample.wall / calls * 1e6:.0f} µs/call, "
-            f"process CPU {sample.cpu / calls * 1e6:.0f} µs/call ({split})"
+            f"B0 {label} x{calls}: wall {sample.wall / calls * 1e6:.0f} µs/call, "
+            f"CPU {sample.cpu / calls * 1e6:.0f} µs/call ({split})"
         )
+
+    with actorpool.start(config) as pool:
+        router = pool.router
+        per_call("router.ask(Execute(noop))", lambda: router.ask(Execute(_noop)))
+        per_call("router.ask(Ping())       ", lambda: router.ask(Ping()))
+        client = make_client(config)
+        try:
+            per_call("client.ping() direct     ", client.ping)
+        finally:
+            client.close()
     echo = _Echo.start()
     try:
-        for _ in range(200):
-            echo.ask(None)
-        sample = measure(lambda: [echo.ask(None) for _ in range(calls)])
+        per_call("bare pykka ask round trip", lambda: echo.ask(None))
     finally:
         echo.stop()
-    lines.append(
-        f"B0 reference, one bare pykka ask round trip: wall {sample.wall / calls * 1e6:.0f} "
-        f"µs/call, CPU {sample.cpu / calls * 1e6:.0f} µs/call"
-    )
     return lines
 
 
@@ -292,7 +302,7 @@ def main() -> int:
     quick = args.quick
     only = {name.upper() for name in args.only} if args.only else {"B0", "B1", "B2", "B3"}
     sizes = [int(s) for s in args.b3_sizes.split(",")] if args.b3_sizes else [B3_POOL_SIZE]
-    print(f"# {load_note()}; load stretches thread hand-offs, so ratios drift up with it: rerun when it is low")
+    print(f"# {load_note()}; load stretches thread hand-offs (ratios drift up): rerun when low")
     figures: list[Figure] = []
     with bench_sandbox() as sandbox:
         if "B0" in only:
@@ -320,7 +330,8 @@ def main() -> int:
             print_table(b3)
             figures += b3
     print(f"# {load_note()}")
-    print_table(figures, title="Summary (core engine, issue #3)")
+    if figures:
+        print_table(figures, title="Summary (core engine, issue #3)")
     return 0
 
 

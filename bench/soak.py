@@ -110,6 +110,7 @@ FAULT_KINDS: Final = (
 )
 
 LABEL: Final = "soak"
+_IN_FLIGHT: Final = 3_000_000_000  # ns: see drain_and_compare
 _NS: Final = 1_000_000_000
 
 # Each request's deadline (seconds): ContainerStats makes the daemon sample twice (1-2 s).
@@ -156,6 +157,7 @@ class SoakOptions:
         think: Each caller waits up to this many seconds between calls.
         tolerance: Seconds a call may return after its deadline and still count as on time.
         pause_seconds: How long a paused daemon stays stopped (must exceed the health timeout).
+        latency_seconds: How long the proxy adds latency.
         recovery_timeout: Seconds to wait for the pool (and the streams) to recover after a fault.
         drain_timeout: Seconds to wait at the end for the last lines to arrive.
         seed: Seed of the random choices (``None``: random, printed in the report).
@@ -178,6 +180,7 @@ class SoakOptions:
     think: float = 0.05
     tolerance: float = 0.5
     pause_seconds: float = 3.0
+    latency_seconds: float = 3.0
     recovery_timeout: float = 30.0
     drain_timeout: float = 30.0
     seed: int | None = None
@@ -277,7 +280,7 @@ class SoakReport:
             if outcome in ("ok", "NotFound (expected)")
         )
 
-    def failures_by_fault(self) -> collections.Counter[str]:
+    def failures_by_fault(self) -> dict[str, collections.Counter[str]]:
         """Failed calls by the fault whose window (until recovered, plus 5 s) they started in."""
         windows = []
         for fault in self.faults:
@@ -285,10 +288,11 @@ class SoakReport:
             if recovered is None:
                 recovered = self.options.recovery_timeout
             windows.append((fault.start, fault.end + recovered + 5.0, fault.kind))
-        counts: collections.Counter[str] = collections.Counter()
-        for began, _, _ in self.failures:
+        counts: dict[str, collections.Counter[str]] = {}
+        for began, _, outcome in self.failures:
             kinds = [kind for start, end, kind in windows if start <= began <= end]
-            counts[kinds[-1] if kinds else "outside any fault"] += 1
+            kind = kinds[-1] if kinds else "outside any fault"
+            counts.setdefault(kind, collections.Counter())[outcome] += 1
         return counts
 
     def worst(self, attribute: str) -> tuple[float | None, str]:
@@ -387,7 +391,9 @@ class SoakReport:
         for op in sorted(self.outcomes):
             add(f"  {op:<18} {dict(self.outcomes[op].most_common())}")
         if self.failures:
-            add(f"  failed calls by the fault they ran in: {dict(self.failures_by_fault())}")
+            add("  failed calls by the fault they ran in (or within 5 s of its recovery):")
+            for kind, outcomes in sorted(self.failures_by_fault().items()):
+                add(f"    {kind:<18} {dict(outcomes.most_common())}")
         add(
             f"deadlines: {len(self.outlived)} calls outlived their deadline by > {o.tolerance}s; "
             f"worst overrun {self.worst_overrun:+.3f}s; wrong answers: {len(self.wrong)}"
@@ -406,6 +412,19 @@ class SoakReport:
             per_source.setdefault(source, [0, 0])[1] += n
         for source, (exp, rec) in sorted(per_source.items()):
             add(f"  {source}: expected {exp}, received {rec}")
+        add("  per container (received/expected):")
+        cids = sorted({cid for cid, _ in self.expected_lines})
+        for start in range(0, len(cids), 3):
+            add(
+                "  "
+                + "; ".join(
+                    f"{cid[:12]} out {self.received_lines.get((cid, 'stdout'), 0)}/"
+                    f"{self.expected_lines.get((cid, 'stdout'), 0)} err "
+                    f"{self.received_lines.get((cid, 'stderr'), 0)}/"
+                    f"{self.expected_lines.get((cid, 'stderr'), 0)}"
+                    for cid in cids[start : start + 3]
+                )
+            )
         bad = sorted(set(self.missing) | set(self.duplicated) | set(self.unexpected))
         for key in bad[:20]:
             add(
@@ -416,7 +435,8 @@ class SoakReport:
             )
         if self.missing_by_fault:
             add(
-                f"  missing lines by the fault just before each gap: lines "
+                f"  missing lines by the fault that caused each gap (the last one started before, "
+                f"or up to {_IN_FLIGHT // _NS}s after, the gap's first line): lines "
                 f"{dict(self.missing_by_fault)}, gaps {dict(self.gaps_by_fault)}"
             )
         for example in self.missing_examples[:5]:
@@ -1058,7 +1078,10 @@ class _Soak:
     def _fault_event_stream_kill(self) -> str:
         refs = pykka.ActorRegistry.get_by_class_name("EventStream")
         if not refs:
-            msg = "no EventStream actor is running"
+            earlier = sum(f.kind == "event_stream_kill" for f in self.report.faults)
+            msg = "no EventStream actor is running" + (
+                " (the one killed earlier was never replaced)" if earlier else ""
+            )
             raise RuntimeError(msg)
         self.rng.choice(refs).tell("crash")
         return "EventStream crashed"
@@ -1079,10 +1102,10 @@ class _Soak:
         latency = self.rng.choice((0.1, 0.25, 0.5))
         self.proxy.set("latency", latency)
         try:
-            time.sleep(3.0)
+            time.sleep(self.o.latency_seconds)
         finally:
             self.proxy.set("latency", 0.0)
-        return f"{latency:g}s per chunk for 3 s"
+        return f"{latency:g}s per chunk for {self.o.latency_seconds:g}s"
 
     def _fault_container_restart(self) -> str:
         ids = self.running_ids()
@@ -1127,6 +1150,10 @@ class _Soak:
             )
             if not fault.error:
                 self.wait_recovered(fault, flowing)
+                self.log(
+                    f"    -> pool healthy after {_fmt(fault.pool_recovery).strip()}, "
+                    f"lines flowing after {_fmt(fault.stream_recovery).strip()}"
+                )
 
     # -- the end --
 
@@ -1177,7 +1204,9 @@ class _Soak:
                     if left[h] > 0:
                         left[h] -= 1
                         if not in_gap:
-                            before = [kind for start, kind in fault_starts if start <= ts]
+                            # Lines in flight when a fault hits are lost by it: a fault
+                            # starting just after a gap's first line counts as its cause.
+                            before = [k for start, k in fault_starts if start <= ts + _IN_FLIGHT]
                             gap_kind = before[-1] if before else "(before any fault)"
                             report.gaps_by_fault[gap_kind] += 1
                             in_gap = True
