@@ -97,6 +97,7 @@ from actorpool.frames import FrameParser, LineAssembler, TtyAssembler, format_si
 from actorpool.logread import open_logs
 from actorpool.messages import LogChunk, LogLine, LogStreamEnded, LogStreamError
 from actorpool.metrics import PoolMetrics
+from actorpool.ratelimit import SharedBucket
 from actorpool.scheduler import Scheduler
 
 if TYPE_CHECKING:
@@ -258,6 +259,11 @@ class StreamContext:
     metrics: PoolMetrics | None
     counters: StreamCounters
     calls: BlockingCalls
+    reconnects: SharedBucket | None = None
+
+    def reconnect_wait(self) -> float:
+        """Seconds a reader waits for its turn to reconnect (rate-limited, shared)."""
+        return 0.0 if self.reconnects is None else self.reconnects.wait_time()
 
     def error(self, exc: BaseException, what: str) -> BaseException:
         """The typed actorpool error for ``exc`` (``NotFound``, ``DockerUnavailable``...)."""
@@ -1022,6 +1028,7 @@ class _Follower(_Reader):
                     self._ctx.counters.add(reconnects=1)
                     if self._ctx.metrics is not None:
                         self._ctx.metrics.stream_reconnect()
+                    self._wait(self._ctx.reconnect_wait())
                     state = "catch_up"
             elif state == "catch_up":
                 outcome = self._catch_up_or_settle()

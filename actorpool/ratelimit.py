@@ -9,9 +9,13 @@ at once with ``RateLimited`` when that wait would outlive its deadline.
 
 from __future__ import annotations
 
+import math
+import threading
+import time
+
 import attrs
 
-__all__ = ["TokenBucket"]
+__all__ = ["SharedBucket", "TokenBucket"]
 
 
 @attrs.define
@@ -53,3 +57,22 @@ class TokenBucket:
             return None
         self.tokens -= 1.0
         return wait
+
+
+class SharedBucket:
+    """A :class:`TokenBucket` for threads: stream reconnects after a daemon restart.
+
+    When the daemon comes back, every followed container's reader wants to
+    reconnect at once; each takes a token first, so hundreds of streams
+    reconnect at the pool's request rate instead of stampeding the daemon.
+    """
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self._bucket = TokenBucket(rate, burst)
+        self._lock = threading.Lock()
+
+    def wait_time(self) -> float:
+        """Reserve a token; return how long the caller must wait for it."""
+        with self._lock:
+            wait = self._bucket.reserve(time.monotonic(), within=math.inf)
+        return wait or 0.0

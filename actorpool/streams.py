@@ -84,6 +84,7 @@ from actorpool.messages import (
 )
 from actorpool.metrics import PoolMetrics
 from actorpool.protocol import FillPoolStatus
+from actorpool.ratelimit import SharedBucket
 from actorpool.scheduler import Scheduler
 
 if TYPE_CHECKING:
@@ -183,6 +184,11 @@ class StreamManager(pykka.ThreadingActor):
             metrics=metrics,
             counters=StreamCounters(),
             calls=BlockingCalls(config),
+            reconnects=(
+                SharedBucket(config.rate_limit.requests_per_second, config.rate_limit.burst_size)
+                if config.rate_limit.enabled
+                else None
+            ),
         )
         self._logs: dict[str, _StreamEntry] = {}
         self._events: dict[str, _StreamEntry] = {}

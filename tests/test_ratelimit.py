@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -67,3 +68,29 @@ def test_a_short_deadline_behind_the_bucket_is_rate_limited_at_once(
             pool.router.ask(Ping(timeout=0.2))
         assert time.monotonic() - start < 0.1, "RateLimited must come at once, not at the deadline"
         assert [f.get(timeout=10) for f in futures] == [True] * 6
+
+
+def test_shared_bucket_spreads_many_threads_reconnecting_at_once() -> None:
+    import threading
+
+    from actorpool.ratelimit import SharedBucket
+
+    bucket = SharedBucket(rate=50.0, burst=5)
+    waits: list[float] = []
+    lock = threading.Lock()
+
+    def reconnect() -> None:
+        wait = bucket.wait_time()
+        with lock:
+            waits.append(wait)
+
+    threads = [threading.Thread(target=reconnect) for _ in range(30)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    waits.sort()
+    assert waits[:5] == [0.0] * 5, "the burst goes at once"
+    # The other 25 are spread at 50/s: the last waits about half a second.
+    assert waits[-1] == pytest.approx(25 / 50, abs=0.05)
+    assert all(b - a < 0.05 for a, b in itertools.pairwise(waits))
