@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import docker
 import docker.tls
+from docker.constants import MINIMUM_DOCKER_API_VERSION
 
 from actorpool.config import Config
 
 __all__ = ["make_client", "tls_warning"]
 
+
 def tls_warning(config: Config) -> str | None:
     """The warning to log once per pool when a tcp host is used without TLS verification."""
     if not config.pool.socket_path.startswith("tcp://"):
         return None
-    if config.api.tls_verify or config.api.tls_ca_cert is not None:
+    api = config.api
+    if api.tls_verify or api.tls_ca_cert is not None or api.tls_client_cert is not None:
         return None
     return (
         f"talking to {config.pool.socket_path} without TLS verification; set "
@@ -42,7 +45,9 @@ def make_client(config: Config, *, timeout: float | None = None) -> docker.APICl
     api = config.api
     tls: docker.tls.TLSConfig | bool = False
     if url.startswith("tcp://"):
-        verify = api.tls_verify or api.tls_ca_cert is not None
+        # Certificates given means TLS, and TLS here always verifies the daemon unless told not to
+        # by tls_verify: false with no certificate at all.
+        verify = api.tls_verify or api.tls_ca_cert is not None or api.tls_client_cert is not None
         client_cert = (
             (api.tls_client_cert, api.tls_client_key)
             if api.tls_client_cert and api.tls_client_key
@@ -53,10 +58,17 @@ def make_client(config: Config, *, timeout: float | None = None) -> docker.APICl
                 client_cert=client_cert, ca_cert=api.tls_ca_cert, verify=api.tls_ca_cert or verify
             )
             url = "https://" + url.removeprefix("tcp://")
-    return docker.APIClient(
+    auto = api.version == "auto"
+    client = docker.APIClient(
         base_url=url,
-        version=api.version,
+        # "auto" asks the daemon: done below, once the environment can no longer interfere.
+        version=MINIMUM_DOCKER_API_VERSION if auto else api.version,
         timeout=api.timeout if timeout is None else timeout,
         tls=tls,
         max_pool_size=1,
     )
+    # REQUESTS_CA_BUNDLE and friends must not override the configured CA (or proxy a daemon).
+    client.trust_env = False
+    if auto:
+        client._version = client._retrieve_server_version()  # docker-py's own "auto"
+    return client

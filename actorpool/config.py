@@ -28,6 +28,7 @@ import attrs
 import yaml
 
 from actorpool.errors import ConfigError
+from actorpool.obslog import redact_text
 
 __all__ = [
     "DEFAULT_SOCKET",
@@ -69,7 +70,10 @@ def _show(value: object) -> str:
     # bool is an int subclass: saying so explains why `true` is refused for a count.
     if isinstance(value, bool):
         return f"{value!r} (a boolean)"
-    if isinstance(value, int | float | str) or value is None:
+    if isinstance(value, str):
+        # A URL may carry a password (tcp://user:pw@host): never echo it back.
+        return repr(redact_text(value))
+    if isinstance(value, int | float) or value is None:
         return repr(value)
     return f"{value!r} (a {type(value).__name__})"
 

@@ -46,10 +46,13 @@ class ConnectionActor(pykka.ThreadingActor):
         self._router = router
         self._client: docker.APIClient | None = None
 
-    def _get_client(self) -> docker.APIClient:
+    def _get_client(self, timeout: float) -> docker.APIClient:
         # Built lazily, in this thread, so a daemon that is down fails the call, not start-up.
+        # With api.version "auto" building it asks the daemon: bounded by the caller's time left.
         if self._client is None:
-            self._client = make_client(self._config, timeout=self._config.pool.connection_timeout)
+            self._client = make_client(
+                self._config, timeout=min(self._config.pool.connection_timeout, timeout)
+            )
         return self._client
 
     def _close_client(self) -> None:
@@ -79,11 +82,11 @@ class ConnectionActor(pykka.ThreadingActor):
         remaining = run.deadline - start
         if run.future.done or remaining <= 0:
             # The router already answered (deadline); nothing to do but free the slot.
-            self._router.tell(CallDone(self.conn_id, run.request_id, ok=False, seconds=0.0))
+            self._tell_router(CallDone(self.conn_id, run.request_id, ok=False, seconds=0.0))
             return
         what = run.request.operation
         try:
-            client = self._get_client()
+            client = self._get_client(remaining)
             client.timeout = min(self._config.api.timeout, remaining)
             value = run.request.execute(client)
         except BaseException as exc:  # even SystemExit from an Execute(fn) must not stop all actors
@@ -95,7 +98,7 @@ class ConnectionActor(pykka.ThreadingActor):
             if verdict.counts:
                 # A broken transport: start over with a fresh client next time.
                 self._close_client()
-            self._router.tell(
+            self._tell_router(
                 CallDone(
                     self.conn_id,
                     run.request_id,
@@ -108,7 +111,7 @@ class ConnectionActor(pykka.ThreadingActor):
             )
             return
         run.future.try_set(value)
-        self._router.tell(
+        self._tell_router(
             CallDone(self.conn_id, run.request_id, ok=True, seconds=time.monotonic() - start)
         )
 
@@ -123,7 +126,7 @@ class ConnectionActor(pykka.ThreadingActor):
                 continue
             t = time.monotonic()
             try:
-                check.run(self._get_client(), probe.timeout)
+                check.run(self._get_client(probe.timeout), probe.timeout)
             except Exception as exc:
                 verdict = classify(exc, target=self._config.pool.socket_path, what=check.name)
                 if verdict.counts:

@@ -24,6 +24,12 @@ subscribers that asked for it (:class:`EventsReconnected`, used by
 FollowContainers to re-list the containers and pick up any it missed).
 Plain subscribers get the replayed events only; events the daemon no longer
 has are not synthesized.
+
+Crash: a failed :class:`EventStream` (Pykka restarts nothing) hands its
+subscriptions to the manager (:class:`EventStreamFailed`), which starts a new
+stream with the same filters and re-adds them; subscribers with
+``reconnects`` then get :class:`EventsReconnected` as after a cut. Plain
+subscribers miss the events of the gap (about a millisecond).
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AddEventSubscriber",
     "EventStream",
+    "EventStreamFailed",
     "EventSubscriber",
     "EventsReady",
     "EventsReconnected",
@@ -130,6 +137,23 @@ class EventSubscriptionsClosed:
     key: str
     subscription_ids: tuple[str, ...]
     finished: bool
+
+
+@attrs.frozen
+class EventStreamFailed:
+    """A crashed stream -> manager: start a new stream for these subscriptions.
+
+    ``subscribers`` were open (the manager re-adds them; those with
+    ``reconnects`` get :class:`EventsReconnected` once the new stream is open,
+    so FollowContainers re-lists what started meanwhile); ``waiting`` were not
+    open yet and keep their ``on_ready``.
+    """
+
+    key: str
+    stream_urn: str
+    filters: Mapping[str, Any] | None
+    subscribers: tuple[EventSubscriber, ...]
+    waiting: tuple[tuple[EventSubscriber, Callable[[BaseException | None], None]], ...]
 
 
 @attrs.frozen
@@ -285,7 +309,8 @@ class _EventReader(threading.Thread):
             except Exception as exc:
                 error = self._ctx.error(exc, "events")
                 if not opened_once:
-                    self._actor.tell(_OpenFailed(error))
+                    with contextlib.suppress(pykka.ActorDeadError):
+                        self._actor.tell(_OpenFailed(error))
                     return
                 if not isinstance(error, _UNAVAILABLE):
                     raise error from exc
@@ -300,7 +325,8 @@ class _EventReader(threading.Thread):
                 self._ctx.counters.add(reconnects=1)
                 if self._ctx.metrics is not None:
                     self._ctx.metrics.stream_reconnect()
-            self._actor.tell(_Opened(reconnected))
+            with contextlib.suppress(pykka.ActorDeadError):
+                self._actor.tell(_Opened(reconnected))
             try:
                 self._read(response)
             except Exception as exc:
@@ -366,7 +392,8 @@ class _EventReader(threading.Thread):
             self._recent_set.discard(self._recent.popleft())
         if self._last_ns is None or event.time_ns > self._last_ns:
             self._last_ns = event.time_ns
-        self._actor.tell(_Event(event))
+        with contextlib.suppress(pykka.ActorDeadError):
+            self._actor.tell(_Event(event))
 
     def _drop_client(self) -> None:
         client, self._client = self._client, None
@@ -414,7 +441,31 @@ class EventStream(pykka.ThreadingActor):
         self._close("pool stopped")
 
     def on_failure(self, *args: Any) -> None:
-        self._close("stream failed")
+        # Pykka has no supervision: hand the subscriptions to the manager, which starts a
+        # new stream and re-adds them (reconnecting ones get EventsReconnected). Only if the
+        # manager is gone too, end them here.
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.stop()
+            reader.join(_JOIN_TIMEOUT)
+        failed = EventStreamFailed(
+            self._key,
+            self.actor_urn,
+            self._filters,
+            tuple(self._subs.values()),
+            tuple(self._waiting),
+        )
+        try:
+            self._manager.tell(failed)
+        except pykka.ActorDeadError:
+            self._close("stream failed")
+            return
+        self._subs.clear()
+        self._waiting.clear()
+        if not self._finished:
+            self._finished = True
+            if self._ctx.metrics is not None:
+                self._ctx.metrics.stream_closed("events")
 
     def _close(self, reason: str) -> None:
         reader, self._reader = self._reader, None
@@ -557,6 +608,7 @@ class EventStream(pykka.ThreadingActor):
             return bool(response.status_code == 200)
 
         def done(ok: bool | None, error: BaseException | None) -> None:
-            me.tell(_LivenessResult(bool(ok) and error is None))
+            with contextlib.suppress(pykka.ActorDeadError):
+                me.tell(_LivenessResult(bool(ok) and error is None))
 
         self._ctx.calls.submit(ping, done)

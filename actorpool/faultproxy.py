@@ -61,6 +61,7 @@ class FaultProxy:
         self._rng = random.Random()
         self._lock = threading.Lock()
         self._live: set[socket.socket] = set()
+        self._held: set[socket.socket] = set()
         self._closing = False
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._listener.bind(self.path)
@@ -76,8 +77,12 @@ class FaultProxy:
     def reset_all(self) -> None:
         """Reset every open connection now (a daemon-side cut, as a client sees it)."""
         with self._lock:
-            live = list(self._live)
+            live, held = list(self._live), list(self._held)
+            self._held.clear()
         for sock in live:
+            # Shut down only: the forwarding thread sees the end, closes and exits.
+            _reset(sock, close=False)
+        for sock in held:
             _reset(sock)
 
     def close(self, timeout: float = 2.0) -> None:
@@ -132,7 +137,8 @@ class FaultProxy:
             client.close()
             return
         if mode == "blackhole":
-            self._track(client)
+            with self._lock:
+                self._held.add(client)
             return  # held open, never answered; reset_all() or close() ends it
         upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -174,10 +180,11 @@ class FaultProxy:
             upstream.close()
 
 
-def _reset(sock: socket.socket) -> None:
+def _reset(sock: socket.socket, *, close: bool = True) -> None:
     # SO_LINGER 0 makes close() send RST: the peer sees "connection reset", not a clean end.
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
-    sock.close()
+    if close:
+        sock.close()

@@ -153,7 +153,7 @@ class Follow(pykka.ThreadingActor):
         elif isinstance(message, EventsReady):
             if message.error is not None:
                 self._reply.try_set_exception(message.error)
-                self._manager.tell(FollowGone(self._id))
+                self._tell_manager(FollowGone(self._id))
             else:
                 self._list(initial=True)
         elif isinstance(message, EventsReconnected):
@@ -182,7 +182,8 @@ class Follow(pykka.ThreadingActor):
             return tuple(str(c["Id"]) for c in client.containers(filters=filters))
 
         def done(ids: tuple[str, ...] | None, error: BaseException | None) -> None:
-            me.tell(_Listed(ids or (), initial, error))
+            with contextlib.suppress(pykka.ActorDeadError):
+                me.tell(_Listed(ids or (), initial, error))
 
         self._ctx.calls.submit(list_ids, done)
 
@@ -191,7 +192,7 @@ class Follow(pykka.ThreadingActor):
             error = self._ctx.error(message.error, "list_containers")
             if message.initial:
                 self._reply.try_set_exception(error)
-                self._manager.tell(FollowGone(self._id))
+                self._tell_manager(FollowGone(self._id))
             else:
                 logger.warning("follow %s: re-listing containers failed: %s", self._id, error)
             return
@@ -235,7 +236,8 @@ class Follow(pykka.ThreadingActor):
                     logger.warning(
                         "follow %s: checking container %s failed: %s", self._id, cid[:12], error
                     )
-            me.tell(result)
+            with contextlib.suppress(pykka.ActorDeadError):
+                me.tell(result)
 
         self._ctx.calls.submit(check, done)
 
@@ -250,7 +252,7 @@ class Follow(pykka.ThreadingActor):
         sub_id = f"{self._id}/{self._counter}"
         self._followed[cid] = sub_id
         resume = self._cursors.pop(cid, None)
-        self._manager.tell(FollowSubscribe(self._id, sub_id, cid, since, tail, resume))
+        self._tell_manager(FollowSubscribe(self._id, sub_id, cid, since, tail, resume))
 
     # -- endings --
 
@@ -260,7 +262,7 @@ class Follow(pykka.ThreadingActor):
             return
         del self._followed[cid]
         if not self._request.subscriber.is_alive():
-            self._manager.tell(FollowGone(self._id))  # nobody to deliver to any more
+            self._tell_manager(FollowGone(self._id))  # nobody to deliver to any more
             return
         if message.reason == "removed":
             self._cursors.pop(cid, None)
@@ -285,6 +287,11 @@ class Follow(pykka.ThreadingActor):
         if isinstance(error, TooManyStreams):
             logger.warning("follow %s: cannot follow %s: %s", self._id, cid[:12], error)
         self._tell_subscriber(LogStreamError(cid, str(error), self._id))
+
+    def _tell_manager(self, message: Any) -> None:
+        # A dead manager means the pool is stopping (or broken): nothing left to ask it.
+        with contextlib.suppress(pykka.ActorDeadError):
+            self._manager.tell(message)
 
     def _tell_subscriber(self, message: Any) -> None:
         with contextlib.suppress(pykka.ActorDeadError):

@@ -64,6 +64,18 @@ held and deduplicated against the history's last line per source, so the
 join has no gap and no duplicate. A subscriber asking only for new lines
 (``tail=0``, no ``since``), or joining before anything was delivered with the
 same ``since``/``tail`` as the first one, joins the live stream directly.
+
+Crash and restart
+-----------------
+Pykka does not restart a failed actor. A LogStream that fails hands its
+subscriptions to the manager (:class:`StreamFailed`, from ``on_failure``)
+instead of ending them; each carries ``resume``: the cursors of the lines that
+subscriber was really *sent* (tracked per subscriber on every send, a few
+operations per chunk; lines still in an outbox or the feed were not sent). The
+manager starts a new stream from those cursors, one per distinct set of
+cursors (usually one), so every subscriber continues with no gap and no
+duplicate. A subscriber that was sent nothing restarts from its own
+``since``/``tail``.
 """
 
 from __future__ import annotations
@@ -115,6 +127,7 @@ __all__ = [
     "Reroute",
     "StreamContext",
     "StreamCounters",
+    "StreamFailed",
     "SubscriptionEnded",
     "SubscriptionsClosed",
     "since_ns",
@@ -370,6 +383,25 @@ class Reroute:
     """Stream -> manager: a subscriber arrived after the stream finished; place it again."""
 
     subscriber: LogSubscriber
+
+
+@attrs.frozen
+class StreamFailed:
+    """A crashed stream -> manager: restart these subscriptions (``resume`` = what each got).
+
+    Sent from :meth:`LogStream.on_failure`, after the dead stream stopped its
+    readers and *without* ending its subscriptions. Each subscriber's
+    ``resume`` holds the cursors of the lines it was really sent (lines still
+    in its outbox or in the feed were not), so a stream started from them
+    continues with no gap and no duplicate.
+    """
+
+    key: str
+    stream_urn: str
+    container_id: str
+    tty: bool
+    follow: bool
+    subscribers: tuple[LogSubscriber, ...]
 
 
 @attrs.frozen
@@ -923,7 +955,8 @@ class _WindowReader(_Reader):
             if not isinstance(error, _UNAVAILABLE):
                 raise error from exc
         if self._follow:
-            self._actor.tell(_WindowDone(dict(self.cursors), complete))
+            with contextlib.suppress(pykka.ActorDeadError):
+                self._actor.tell(_WindowDone(dict(self.cursors), complete))
             return "handover"
         if not complete:
             self._resume_one_shot()
@@ -1162,7 +1195,8 @@ class _HistoryReader(_Reader):
             while not self._credit.acquire(timeout=_SLICE):
                 self._check_stop()
             self._check_stop()
-            self._actor.tell(_HistoryLines(self._sub.id, tuple(part)))
+            with contextlib.suppress(pykka.ActorDeadError):
+                self._actor.tell(_HistoryLines(self._sub.id, tuple(part)))
 
 
 # --- actor side ----------------------------------------------------------------------------
@@ -1184,6 +1218,7 @@ class _Sub:
         "history",
         "outbox",
         "pos",
+        "sent",
         "sources",
         "spec",
     )
@@ -1200,6 +1235,7 @@ class _Sub:
         self.credit: threading.Semaphore | None = None
         self.ending: str | None = None
         self.error: str | None = None
+        self.sent: dict[str, Cursor] = dict(spec.resume or {})  # cursors of what it was told
 
 
 class LogStream(pykka.ThreadingActor):
@@ -1221,8 +1257,10 @@ class LogStream(pykka.ThreadingActor):
         follow: bool,
         manager: pykka.ActorRef[Any],
         first: LogSubscriber,
+        more: tuple[LogSubscriber, ...] = (),
     ) -> None:
         super().__init__()
+        self._more = more
         self._ctx = ctx
         self._key = key
         self._cid = container_id
@@ -1239,7 +1277,7 @@ class LogStream(pykka.ThreadingActor):
         self._readers: dict[str, _Reader] = {}
         self._history: dict[str, _HistoryReader] = {}
         self._sources: set[str] = set()
-        self._delivered: dict[str, Cursor] = {}
+        self._delivered: dict[str, Cursor] = dict(first.resume or {})  # a resume: its cursors
         self._reasons: list[tuple[str, str | None]] = []
         self._waiting_window = False
         self._since = first.since
@@ -1256,14 +1294,31 @@ class LogStream(pykka.ThreadingActor):
         if self._ctx.metrics is not None:
             self._ctx.metrics.stream_opened("logs")
         self._add(self._first)
+        for spec in self._more:
+            self._add(spec)
 
     def on_stop(self) -> None:
         self._shutdown("pool stopped")
 
     def on_failure(self, *args: Any) -> None:
-        self._shutdown("stream failed")
+        # Pykka has no supervision: hand the subscriptions to the manager, which starts a
+        # new stream from what each subscriber was really sent. Only if it is gone too,
+        # end them here.
+        self._stop_threads()
+        specs = tuple(attrs.evolve(sub.spec, resume=dict(sub.sent)) for sub in self._subs.values())
+        failed = StreamFailed(self._key, self.actor_urn, self._cid, self._tty, self._follow, specs)
+        try:
+            self._manager.tell(failed)
+        except pykka.ActorDeadError:
+            self._shutdown("stream failed")
+            return
+        self._subs.clear()
+        if not self._finished:
+            self._finished = True
+            if self._ctx.metrics is not None:
+                self._ctx.metrics.stream_closed("logs")
 
-    def _shutdown(self, reason: str) -> None:
+    def _stop_threads(self) -> None:
         feed = self._feed
         if feed is not None:
             feed.close()
@@ -1278,6 +1333,9 @@ class LogStream(pykka.ThreadingActor):
                 logger.warning("log reader %s did not stop within %s s", thread.name, _JOIN_TIMEOUT)
         self._readers.clear()
         self._history.clear()
+
+    def _shutdown(self, reason: str) -> None:
+        self._stop_threads()
         for sub in list(self._subs.values()):
             self._end(sub, reason, None, notify_manager=False)
         if not self._finished:
@@ -1342,6 +1400,13 @@ class LogStream(pykka.ThreadingActor):
             return
         existing = _sources_of(wants & self._sources)
         new = _sources_of(wants - self._sources)
+        if spec.resume is not None and spec in self._more:
+            # A restarted subscription with the same cursors as the first: joins live.
+            for source in new:
+                self._start_follower(
+                    source, (spec.since, spec.tail), spec.resume.get(source), resume=True
+                )
+            return
         for source in new:
             self._start_follower(source, (spec.since, spec.tail), None, resume=False)
         if existing and self._needs_history(spec, existing):
@@ -1558,6 +1623,7 @@ class LogStream(pykka.ThreadingActor):
         except pykka.ActorDeadError:
             self._end(sub, "subscriber gone", None, tell=False)
             return False
+        advance(sub.sent, chunk.lines)
         n = len(chunk.lines)
         self._ctx.counters.add(lines_delivered=n, bytes_delivered=nbytes)
         if self._ctx.metrics is not None:

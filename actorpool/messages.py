@@ -10,6 +10,7 @@ lists) or frozen attrs records: nothing in a reply refers to a client.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -92,6 +93,16 @@ def _plain_filters(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return {k: list(x) if isinstance(x, tuple) else x for k, x in value.items()}
 
 
+def _limit(_inst: object, attr: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    msg = f"{attr.name} must be None or a positive number of containers, got {value!r}"
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(msg)
+    if value <= 0:
+        raise ValueError(msg)
+
+
 def _tail(_inst: object, attr: attrs.Attribute[Any], value: object) -> None:
     if value == "all" or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
         return
@@ -99,10 +110,19 @@ def _tail(_inst: object, attr: attrs.Attribute[Any], value: object) -> None:
     raise ValueError(msg)
 
 
+_EXACT_TIME = re.compile(r"^\d+(\.\d{1,9})?$")
+
+
 def _since(_inst: object, attr: attrs.Attribute[Any], value: object) -> None:
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
+    if isinstance(value, str):
+        ok = bool(_EXACT_TIME.match(value))
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        ok = math.isfinite(value) and value >= 0
+    else:
+        ok = False
+    if not ok:
         msg = (
             f"{attr.name} must be None, a Unix time in seconds or 'seconds.nanoseconds', "
             f"got {value!r}"
@@ -178,9 +198,7 @@ class ListContainers(Request):
     filters: Mapping[str, Any] | None = attrs.field(
         default=None, converter=_freeze_filters, validator=_filters
     )
-    limit: int | None = attrs.field(
-        default=None, validator=v.optional([v.instance_of(int), v.gt(0)])
-    )
+    limit: int | None = attrs.field(default=None, validator=_limit)
 
     def execute(self, client: APIClient) -> list[dict[str, Any]]:
         return list(

@@ -26,6 +26,17 @@ connections (stdout and stderr are followed separately, see
 (inspect, list, ping) run on a few worker threads
 (:class:`~actorpool.logstream.BlockingCalls`), never on an actor thread.
 
+Supervision: Pykka restarts nothing, so the manager does. A stream actor
+that fails hands its subscriptions back from its ``on_failure``
+(:class:`~actorpool.logstream.StreamFailed`,
+:class:`~actorpool.events.EventStreamFailed`) and the manager starts a
+replacement: a log stream from the cursors of the lines each subscriber was
+really sent (the dead stream tracked them per subscriber, so nothing is lost
+or repeated), an event stream with the same filters, after which
+FollowContainers subscriptions get :class:`~actorpool.events.EventsReconnected`
+and re-list the containers that started meanwhile. Every tell to a stream
+actor is guarded: a dead entry is dropped or replaced, never used again.
+
 ``StreamManager`` also answers :class:`StreamStats` with a
 :class:`StreamStatsReport` of plain counts.
 """
@@ -44,11 +55,19 @@ import attrs
 import pykka
 
 from actorpool.config import Config
-from actorpool.errors import BadRequest, PoolStopped, TooManyStreams, UnknownMessage
+from actorpool.errors import (
+    BadRequest,
+    PoolStopped,
+    StreamError,
+    TooManyStreams,
+    UnknownMessage,
+)
 from actorpool.events import (
     AddEventSubscriber,
     EventsReady,
+    EventsReconnected,
     EventStream,
+    EventStreamFailed,
     EventSubscriber,
     EventSubscriptionsClosed,
     RemoveEventSubscriber,
@@ -71,6 +90,8 @@ from actorpool.logstream import (
     Reroute,
     StreamContext,
     StreamCounters,
+    StreamFailed,
+    SubscriptionEnded,
     SubscriptionsClosed,
 )
 from actorpool.messages import (
@@ -251,6 +272,10 @@ class StreamManager(pykka.ThreadingActor):
             return None
         if isinstance(message, _Resolved):
             self._resolved(message)
+        elif isinstance(message, StreamFailed):
+            self._log_stream_failed(message)
+        elif isinstance(message, EventStreamFailed):
+            self._event_stream_failed(message)
         elif isinstance(message, SubscriptionsClosed):
             self._log_subs_closed(message)
         elif isinstance(message, EventSubscriptionsClosed):
@@ -335,6 +360,10 @@ class StreamManager(pykka.ThreadingActor):
         tty = bool((info.get("Config") or {}).get("Tty"))
         key = cid if message.follow else f"once:{spec.id}"
         entry = self._logs.get(key)
+        if entry is not None and not _tell_ok(entry.ref, AddSubscriber(spec)):
+            # Its stream died; its own subscriptions come back through StreamFailed.
+            del self._logs[key]
+            entry = None
         if entry is None:
             if self._stream_count() >= self._config.performance.max_concurrent_streams:
                 self._place_failed(spec, cid, reply, self._too_many())
@@ -349,8 +378,6 @@ class StreamManager(pykka.ThreadingActor):
                 first=spec,
             )
             entry = self._logs[key] = _StreamEntry(ref)
-        else:
-            entry.ref.tell(AddSubscriber(spec))
         entry.subs.add(spec.id)
         self._subs[spec.id] = _SubEntry("logs", key, follow_id)
         if reply is not None:
@@ -401,7 +428,7 @@ class StreamManager(pykka.ThreadingActor):
         if old is not None:
             old.subs.discard(spec.id)
         if not sub.key.startswith("once:"):  # one-off streams never take a second subscriber
-            self._resolve(spec, sub.key, True, None)
+            self._resolve(spec, _container_of(sub.key), True, None)
 
     # -- unsubscribe --
 
@@ -412,12 +439,12 @@ class StreamManager(pykka.ThreadingActor):
         if sub.kind == "logs":
             entry = self._logs.get(sub.key)
             if entry is not None:
-                entry.ref.tell(RemoveSubscriber(sub_id, "unsubscribed"))
+                self._remove_log_sub(entry, sub_id, "unsubscribed")
             return True
         if sub.kind == "events":
             entry = self._events.get(sub.key)
             if entry is not None:
-                entry.ref.tell(RemoveEventSubscriber(sub_id, "unsubscribed"))
+                self._remove_event_sub(entry, sub_id, "unsubscribed")
             return True
         self._end_follow(sub_id, "unsubscribed")
         return True
@@ -454,7 +481,11 @@ class StreamManager(pykka.ThreadingActor):
                 return False
             ref = EventStream.start(self._ctx, key=key, filters=filters, manager=self.actor_ref)
             entry = self._events[key] = _StreamEntry(ref)
-        entry.ref.tell(AddEventSubscriber(subscriber, ready))
+        if not _tell_ok(entry.ref, AddEventSubscriber(subscriber, ready)):
+            # Its stream died (its subscriptions come back through EventStreamFailed).
+            ref = EventStream.start(self._ctx, key=key, filters=filters, manager=self.actor_ref)
+            entry = self._events[key] = _StreamEntry(ref)
+            _tell(entry.ref, AddEventSubscriber(subscriber, ready))
         entry.subs.add(subscriber.id)
         self._subs[subscriber.id] = _SubEntry("events", key, follow)
         return True
@@ -529,11 +560,11 @@ class StreamManager(pykka.ThreadingActor):
             if sub.kind == "logs":
                 entry = self._logs.get(sub.key)
                 if entry is not None:
-                    entry.ref.tell(RemoveSubscriber(sub_id, reason or "unsubscribed"))
+                    self._remove_log_sub(entry, sub_id, reason or "unsubscribed")
             elif sub.kind == "events":
                 entry = self._events.get(sub.key)
                 if entry is not None:
-                    entry.ref.tell(RemoveEventSubscriber(sub_id, reason or "unsubscribed"))
+                    self._remove_event_sub(entry, sub_id, reason or "unsubscribed")
         if reason is not None:
             self._end_follow_subscriber(follow_id, reason)
         self._follow_requests.pop(follow_id, None)
@@ -544,6 +575,95 @@ class StreamManager(pykka.ThreadingActor):
         request = self._follow_requests.get(follow_id)
         if request is not None:
             _tell(request.subscriber, LogStreamEnded("", reason, follow_id))
+
+    # -- supervision --
+
+    def _remove_log_sub(self, entry: _StreamEntry, sub_id: str, reason: str) -> None:
+        if not _tell_ok(entry.ref, RemoveSubscriber(sub_id, reason)):
+            # The stream died: forget the subscription, so that the restart ends it instead.
+            entry.subs.discard(sub_id)
+            self._subs.pop(sub_id, None)
+
+    def _remove_event_sub(self, entry: _StreamEntry, sub_id: str, reason: str) -> None:
+        if not _tell_ok(entry.ref, RemoveEventSubscriber(sub_id, reason)):
+            entry.subs.discard(sub_id)
+            self._subs.pop(sub_id, None)
+
+    def _log_stream_failed(self, message: StreamFailed) -> None:
+        """A log stream died: start new ones from what each subscriber was sent."""
+        entry = self._logs.get(message.key)
+        if entry is not None and entry.ref.actor_urn == message.stream_urn:
+            del self._logs[message.key]
+        cid = message.container_id
+        specs = [spec for spec in message.subscribers if spec.id in self._subs]
+        for spec in message.subscribers:
+            if spec.id not in self._subs:  # unsubscribed while its stream was dead
+                _tell(spec.ref, LogStreamEnded(cid, "unsubscribed", spec.public_id))
+        if self._stopping or not message.follow:
+            reason = "pool stopped" if self._stopping else "stream failed"
+            for spec in specs:
+                self._subs.pop(spec.id, None)
+                _tell(spec.ref, LogStreamEnded(cid, reason, spec.public_id))
+                if spec.owner is not None:
+                    _tell(spec.owner, SubscriptionEnded(spec.id, cid, reason, spec.resume or {}))
+            return
+        logger.warning(
+            "the log stream of container %s failed; restarting it for %d subscriber(s)",
+            cid[:12],
+            len(specs),
+        )
+        groups: dict[tuple[Any, ...], list[LogSubscriber]] = {}
+        for spec in specs:
+            groups.setdefault(_resume_key(spec), []).append(spec)
+        for group in groups.values():
+            key = cid if cid not in self._logs else f"{cid}~{next(self._ids)}"
+            ref = LogStream.start(
+                self._ctx,
+                key=key,
+                container_id=cid,
+                tty=message.tty,
+                follow=True,
+                manager=self.actor_ref,
+                first=group[0],
+                more=tuple(group[1:]),
+            )
+            self._logs[key] = _StreamEntry(ref, {spec.id for spec in group})
+            for spec in group:
+                self._subs[spec.id].key = key
+
+    def _event_stream_failed(self, message: EventStreamFailed) -> None:
+        """An event stream died: start a new one and hand it the subscriptions."""
+        entry = self._events.get(message.key)
+        if entry is not None and entry.ref.actor_urn == message.stream_urn:
+            del self._events[message.key]
+            entry = None
+        subs = [sub for sub in message.subscribers if sub.id in self._subs]
+        waiting = [(sub, ready) for sub, ready in message.waiting if sub.id in self._subs]
+        for sub in message.subscribers:
+            if sub.id not in self._subs:  # unsubscribed while its stream was dead
+                _tell(sub.ref, LogStreamEnded("", "unsubscribed", sub.public_id))
+        for sub, ready in message.waiting:
+            if sub.id not in self._subs:
+                ready(StreamError("the event subscription ended (unsubscribed)"))
+        if self._stopping:
+            for sub in subs:
+                _tell(sub.ref, LogStreamEnded("", "pool stopped", sub.public_id))
+            for _, ready in waiting:
+                ready(PoolStopped("the pool stopped before the event stream opened"))
+            return
+        logger.warning(
+            "an event stream failed; restarting it for %d subscriber(s)", len(subs) + len(waiting)
+        )
+        if entry is None:
+            ref = EventStream.start(
+                self._ctx, key=message.key, filters=message.filters, manager=self.actor_ref
+            )
+            entry = self._events[message.key] = _StreamEntry(ref)
+        adds = [(sub, _reopened(sub)) for sub in subs] + waiting
+        for sub, ready in adds:
+            _tell(entry.ref, AddEventSubscriber(sub, ready))
+            entry.subs.add(sub.id)
+            self._subs[sub.id].key = message.key
 
     # -- stats --
 
@@ -557,6 +677,39 @@ class StreamManager(pykka.ThreadingActor):
             max_streams=self._config.performance.max_concurrent_streams,
             **counts,
         )
+
+
+def _reopened(sub: EventSubscriber) -> Any:
+    """The on_ready of a subscription moved to a restarted event stream."""
+
+    def ready(error: BaseException | None) -> None:
+        if error is not None:
+            _tell(sub.ref, LogStreamError("", str(error), sub.public_id))
+        elif sub.reconnects:
+            _tell(sub.ref, EventsReconnected(sub.id))
+
+    return ready
+
+
+def _resume_key(spec: LogSubscriber) -> tuple[Any, ...]:
+    """Subscriptions restarted from the same cursors can share one stream."""
+    cursors = tuple(sorted((spec.resume or {}).items()))
+    if cursors:
+        return (cursors,)
+    return ((), spec.since, spec.tail)  # sent nothing: starts from its own since/tail
+
+
+def _container_of(key: str) -> str:
+    """The container of a follow stream's key (a restart's extra streams are ``id~n``)."""
+    return key.partition("~")[0]
+
+
+def _tell_ok(ref: pykka.ActorRef[Any], message: Any) -> bool:
+    try:
+        ref.tell(message)
+    except pykka.ActorDeadError:
+        return False
+    return True
 
 
 def _tell(ref: pykka.ActorRef[Any], message: Any) -> None:

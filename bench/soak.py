@@ -1427,6 +1427,12 @@ def run_soak(
             report.leaked_threads = [
                 t.name for t in threading.enumerate() if _is_pool_thread(t.name)
             ]
+            # A pool whose stream manager died cannot stop its stream actors (reported
+            # above as threads that outlived the pool): stop them so the process can exit.
+            for name in ("Follow", "LogStream", "EventStream"):
+                for ref in pykka.ActorRegistry.get_by_class_name(name):
+                    with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
+                        ref.stop(timeout=5)
         if soak.proxy is not None:
             soak.proxy.close()
         soak.control.shutdown()

@@ -110,6 +110,12 @@ class Followed:
     ) -> None:
         self.label = label
         self._make_container = make_container
+        # Stream actors of other pools (a failed test's orphans) must not be crashed by mistake.
+        self._foreign = {
+            ref.actor_urn
+            for name in ("LogStream", "EventStream")
+            for ref in pykka.ActorRegistry.get_by_class_name(name)
+        }
         self.ids: list[str] = []
         self.store = soak.LineStore()
         self.pool = actorpool.start(make_config())
@@ -166,11 +172,15 @@ class Followed:
                 with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
                     ref.stop(timeout=5)
 
-
-def _crash(class_name: str) -> None:
-    refs = pykka.ActorRegistry.get_by_class_name(class_name)
-    assert refs, f"no {class_name} actor is running"
-    refs[0].tell("crash")  # an unknown message by tell fails a Pykka actor
+    def crash(self, class_name: str) -> None:
+        """Make this pool's (only) actor of ``class_name`` fail."""
+        refs = [
+            ref
+            for ref in pykka.ActorRegistry.get_by_class_name(class_name)
+            if ref.actor_urn not in self._foreign
+        ]
+        assert len(refs) == 1, f"expected one {class_name} actor of this pool, found {len(refs)}"
+        refs[0].tell("crash")  # an unknown message by tell fails a Pykka actor
 
 
 def test_a_crashed_log_stream_is_replaced_without_losing_a_line(
@@ -179,7 +189,7 @@ def test_a_crashed_log_stream_is_replaced_without_losing_a_line(
     cid = followed.start_container()
     assert followed.flowing_after(cid, 0, timeout=10)
     crashed_at = time.time_ns()
-    _crash("LogStream")
+    followed.crash("LogStream")
     assert followed.flowing_after(cid, crashed_at, timeout=5), "lines stopped for good"
     totals = followed.compare(docker_api)
     assert totals["expected"] > 0
@@ -192,7 +202,7 @@ def test_a_crashed_event_stream_is_replaced_and_new_containers_are_followed(
 ) -> None:
     first = followed.start_container()
     assert followed.flowing_after(first, 0, timeout=10)
-    _crash("EventStream")
+    followed.crash("EventStream")
     time.sleep(0.5)
     later = followed.start_container()
     assert followed.flowing_after(later, 0, timeout=10), "a container started later is unseen"
@@ -209,7 +219,7 @@ def test_the_stream_manager_outlives_a_crashed_log_stream(
     """
     cid = followed.start_container()
     assert followed.flowing_after(cid, 0, timeout=10)
-    _crash("LogStream")
+    followed.crash("LogStream")
     time.sleep(0.5)
     docker_api.restart(cid, timeout=0)
     restarted_at = time.time_ns()
