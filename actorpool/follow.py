@@ -22,6 +22,12 @@ from the cursors of its last stream when it was followed before (no gap, no
 duplicate), else from its previous run's ``State.FinishedAt`` (its log file
 holds earlier runs too; a few of the previous run's last lines, stamped after
 the exit was recorded, may appear), else from its first line.
+
+A crashed log or event stream is the manager's business: it restarts it
+(log streams from each subscriber's cursors, the event stream followed by
+:class:`~actorpool.events.EventsReconnected`, so this actor re-lists), and
+this actor keeps its subscriptions. Every tell it makes is guarded: a dead
+manager (the pool stopping) is not an error here.
 """
 
 from __future__ import annotations

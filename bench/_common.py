@@ -247,12 +247,20 @@ def run_threads(threads: int, total: int, work: Callable[[int], object]) -> floa
 
 
 def load_note() -> str:
-    """A one-line note about the machine: cores and load averages (benchmarks share it)."""
+    """A one-line note about the machine: cores and load averages (benchmarks share it).
+
+    Past 1.5 runnable tasks per core it says the ratios are unreliable: every
+    thread hand-off then waits for a core, which swamps what is measured.
+    """
+    cores = os.cpu_count() or 1
     try:
         one, five, _ = os.getloadavg()
     except OSError:
-        return f"{os.cpu_count()} cores"
-    return f"{os.cpu_count()} cores, load average {one:.2f} (1 min) {five:.2f} (5 min)"
+        return f"{cores} cores"
+    note = f"{cores} cores, load average {one:.2f} (1 min) {five:.2f} (5 min)"
+    if one > 1.5 * cores:
+        note += " -- BUSY: ratios are unreliable, rerun when it is lower"
+    return note
 
 
 # ----------------------------------------------------------------- reporting

@@ -302,7 +302,7 @@ def main() -> int:
     quick = args.quick
     only = {name.upper() for name in args.only} if args.only else {"B0", "B1", "B2", "B3"}
     sizes = [int(s) for s in args.b3_sizes.split(",")] if args.b3_sizes else [B3_POOL_SIZE]
-    print(f"# {load_note()}; load stretches thread hand-offs (ratios drift up): rerun when low")
+    print(f"# {load_note()}")
     figures: list[Figure] = []
     with bench_sandbox() as sandbox:
         if "B0" in only:

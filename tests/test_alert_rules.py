@@ -9,9 +9,10 @@ from typing import Any
 
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
-from promtool import promtool_check_rules, promtool_test_rules
 
 from actorpool.metrics import PoolMetrics
+
+from promtool import promtool_check_rules, promtool_test_rules
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "examples" / "prometheus-alerts.yml"

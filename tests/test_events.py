@@ -11,7 +11,15 @@ import pykka
 import pytest
 
 from actorpool.config import Config
-from actorpool.events import canonical_filters, parse_event
+from actorpool.events import (
+    AddEventSubscriber,
+    EventStream,
+    EventStreamFailed,
+    EventSubscriber,
+    canonical_filters,
+    parse_event,
+)
+from actorpool.logstream import BlockingCalls, StreamContext, StreamCounters
 from actorpool.messages import DockerEvent, LogStreamEnded, SubscribeEvents, Unsubscribe
 from actorpool.scheduler import Scheduler
 from actorpool.streams import StreamManager, StreamStats, StreamStatsReport
@@ -198,3 +206,47 @@ def test_a_hung_daemon_is_noticed_by_the_liveness_ping_and_the_stream_recovers(
     wait_until(lambda: stats(manager).reconnects >= 1, 15)
     cid = make_container(["true"], api=api)
     wait_until(lambda: "die" in actions(sink, cid), 15)
+
+
+@pytest.mark.parametrize("manager_alive", [True, False])
+def test_a_crashed_event_stream_hands_its_subscribers_to_a_live_manager_or_ends_them(
+    harness: Harness, make_config: Callable[..., Config], manager_alive: bool
+) -> None:
+    config = make_config()
+    scheduler = Scheduler()
+    ctx = StreamContext(
+        config=config,
+        scheduler=scheduler,
+        metrics=None,
+        counters=StreamCounters(),
+        calls=BlockingCalls(config),
+    )
+    manager, manager_sink = harness.subscriber()
+    sub, sink = harness.subscriber()
+    ready: list[BaseException | None] = []
+    stream = EventStream.start(ctx, key="k", filters={"type": ["container"]}, manager=manager)
+    try:
+        subscriber = EventSubscriber("e1", "e1", sub, reconnects=True)
+        stream.tell(AddEventSubscriber(subscriber, ready.append))
+        wait_until(lambda: ready == [None], 10)
+        if not manager_alive:
+            manager.stop(timeout=10)
+        stream.tell("crash")
+        wait_until(lambda: not stream.is_alive(), 10)
+        if manager_alive:
+            failed = wait_until(
+                lambda: [m for m in manager_sink if isinstance(m, EventStreamFailed)], 10
+            )[0]
+            assert (failed.key, failed.stream_urn) == ("k", stream.actor_urn)
+            assert failed.filters == {"type": ["container"]}
+            assert failed.subscribers == (subscriber,)
+            assert failed.waiting == ()
+            time.sleep(0.2)
+            assert not [m for m in sink if isinstance(m, LogStreamEnded)]  # handed over
+        else:
+            wait_until(lambda: LogStreamEnded("", "stream failed", "e1") in sink, 10)
+    finally:
+        with contextlib.suppress(pykka.ActorDeadError):
+            stream.stop(timeout=10)
+        ctx.calls.shutdown()
+        scheduler.stop()

@@ -211,3 +211,30 @@ def test_containers_past_max_concurrent_streams_are_reported_to_the_subscriber(
     assert len(errors) == 1
     assert "max_concurrent_streams" in errors[0].error
     wait_until(lambda: sum(1 for cid in cids if lines_of(sink, cid) == ["hi"]) == 2, 10)
+
+
+def test_a_crashed_event_stream_is_replaced_and_later_containers_are_followed(
+    harness: Harness, make_container: Callable[..., str], docker_api: Any, label: str
+) -> None:
+    foreign = {ref.actor_urn for ref in pykka.ActorRegistry.get_by_class_name("EventStream")}
+    manager = harness.manager()
+    sub, sink = harness.subscriber()
+    ask(manager, FollowContainers(sub, {"label": [f"follow={label}"]}))
+    mine = [
+        ref
+        for ref in pykka.ActorRegistry.get_by_class_name("EventStream")
+        if ref.actor_urn not in foreign
+    ]
+    assert len(mine) == 1
+    # Created now, started during the gap (before the manager replaced the stream) or after.
+    during = make_container(
+        ["sh", "-c", "echo during; sleep 60"], labels={"follow": label}, start=False
+    )
+    mine[0].tell("crash")  # an unknown message by tell fails a Pykka actor
+    docker_api.start(during)
+    wait_until(lambda: lines_of(sink, during) == ["during"], 10)
+    later = make_container(["sh", "-c", "echo later; sleep 60"], labels={"follow": label})
+    wait_until(lambda: lines_of(sink, later) == ["later"], 10)
+    report = stats(manager)
+    assert (report.event_streams, report.follows, report.log_streams) == (1, 1, 2)
+    assert not ends_of(sink, "")  # the subscription itself never ended

@@ -12,7 +12,16 @@ import pytest
 
 from actorpool.config import Config
 from actorpool.faultproxy import FaultProxy
-from actorpool.logstream import advance, since_ns
+from actorpool.logstream import (
+    BlockingCalls,
+    LogStream,
+    LogSubscriber,
+    StreamContext,
+    StreamCounters,
+    StreamFailed,
+    advance,
+    since_ns,
+)
 from actorpool.messages import (
     LogChunk,
     LogLine,
@@ -446,3 +455,64 @@ def test_a_stream_gives_up_with_log_stream_error_when_the_daemon_stays_away(
     assert "give_up_after" in end.error
     assert cid[:12] in end.error
     wait_until(lambda: stats(manager).log_streams == 0, 5)
+
+
+# --- crash ------------------------------------------------------------------------------------
+
+
+def _context(config: Config) -> StreamContext:
+    return StreamContext(
+        config=config,
+        scheduler=Scheduler(),
+        metrics=None,
+        counters=StreamCounters(),
+        calls=BlockingCalls(config),
+    )
+
+
+@pytest.mark.parametrize("manager_alive", [True, False])
+def test_a_crashed_stream_hands_its_subscribers_to_a_live_manager_or_ends_them(
+    streams: Streams,
+    make_config: Callable[..., Config],
+    make_container: Callable[..., str],
+    manager_alive: bool,
+) -> None:
+    ctx = _context(make_config())
+    shell, flag, script = numbered_lines_cmd(50, delay=0.002)
+    cid = make_container([shell, flag, script + "; sleep 60"])  # still running at the crash
+    manager, manager_sink = streams.subscriber()
+    sub, sink = streams.subscriber()
+    spec = LogSubscriber(id="s1", public_id="s1", ref=sub)
+    stream = LogStream.start(
+        ctx, key=cid, container_id=cid, tty=False, follow=True, manager=manager, first=spec
+    )
+    try:
+        wait_until(lambda: len(texts(sink, "stderr")) == 50, 10)
+        if not manager_alive:
+            manager.stop(timeout=10)
+        stream.tell("crash")
+        wait_until(lambda: not stream.is_alive(), 10)
+        if manager_alive:
+            failed = wait_until(
+                lambda: [m for m in manager_sink if isinstance(m, StreamFailed)], 10
+            )[0]
+            assert (failed.key, failed.container_id, failed.follow) == (cid, cid, True)
+            assert failed.stream_urn == stream.actor_urn
+            (handed,) = failed.subscribers
+            assert handed.id == "s1"
+            # The cursors of the lines it was really sent, per source.
+            sent: dict[str, tuple[int, int]] = {}
+            for m in sink:
+                if isinstance(m, LogChunk):
+                    advance(sent, m.lines)
+            assert set(sent) == {"stdout", "stderr"}
+            assert handed.resume == sent
+            assert end_of(sink) is None  # not ended: the manager restarts it
+        else:
+            end = wait_end(sink)
+            assert end == LogStreamEnded(cid, "stream failed", "s1")
+    finally:
+        with contextlib.suppress(pykka.ActorDeadError):
+            stream.stop(timeout=10)
+        ctx.calls.shutdown()
+        ctx.scheduler.stop()

@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
-from promtool import promtool_check, promtool_check_rules, scrape
 
 from actorpool.errors import ActorPoolError, ConfigError
 from actorpool.metrics import (
@@ -29,6 +28,8 @@ from actorpool.metrics import (
     PoolMetrics,
     parse_listen,
 )
+
+from promtool import promtool_check, promtool_check_rules, scrape
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 import requests
-from helpers import numbered_lines_cmd, wait_for_state, wait_until
 
 from actorpool.sandbox import (
     API_VERSION,
@@ -23,6 +22,8 @@ from actorpool.sandbox import (
     missing_requirements,
     sweep_stale_sandboxes,
 )
+
+from helpers import numbered_lines_cmd, wait_for_state, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -18,6 +18,7 @@ from actorpool.messages import (
     FollowContainers,
     LogChunk,
     LogStreamEnded,
+    LogStreamError,
     SubscribeEvents,
     SubscribeLogs,
     Subscription,
@@ -26,7 +27,7 @@ from actorpool.messages import (
 from actorpool.scheduler import Scheduler
 from actorpool.streams import StreamManager, StreamStats, StreamStatsReport
 
-from helpers import wait_until
+from helpers import numbered_lines_cmd, wait_until
 
 LOOP = "i=0; while true; do echo tick $i; i=$((i+1)); usleep 20000; done"
 
@@ -176,3 +177,118 @@ def test_subscribe_through_the_pool_router(
         sub.stop()
     assert sink[-1] == LogStreamEnded(cid, "pool stopped", subscription.id)
     wait_until(lambda: not stream_threads(), 5, message="stream threads to end")
+
+
+# --------------------------------------------------------------------------- supervision
+
+
+def crash_one(class_name: str, foreign: set[str]) -> None:
+    """Fail the one actor of ``class_name`` not in ``foreign`` (as the soak does)."""
+    refs = [
+        ref
+        for ref in pykka.ActorRegistry.get_by_class_name(class_name)
+        if ref.actor_urn not in foreign
+    ]
+    assert len(refs) == 1, f"expected one {class_name} of this test, found {len(refs)}"
+    refs[0].tell("crash")  # an unknown message by tell fails a Pykka actor
+
+
+def urns(*class_names: str) -> set[str]:
+    return {
+        ref.actor_urn for name in class_names for ref in pykka.ActorRegistry.get_by_class_name(name)
+    }
+
+
+def texts(sink: list[Any], source: str) -> list[str]:
+    return [
+        line.text
+        for m in list(sink)
+        if isinstance(m, LogChunk)
+        for line in m.lines
+        if line.stream == source
+    ]
+
+
+def test_a_crashed_log_stream_is_restarted_and_every_subscriber_gets_every_line_once(
+    harness: Harness, make_container: Callable[..., str]
+) -> None:
+    manager = harness.manager()
+    foreign = urns("LogStream")
+    n = 400
+    cid = make_container(numbered_lines_cmd(n, delay=0.01))
+    both, both_sink = harness.subscriber()
+    out, out_sink = harness.subscriber()
+    ask(manager, SubscribeLogs(cid, both))
+    ask(manager, SubscribeLogs(cid, out, stderr=False, tail=0))
+    wait_until(lambda: len(texts(out_sink, "stdout")) > 20, 10)
+    crash_one("LogStream", foreign)
+    crashed_at = len(texts(out_sink, "stdout"))
+    wait_until(lambda: len(texts(out_sink, "stdout")) > crashed_at + 20, 10, message="lines again")
+    for sink in (both_sink, out_sink):
+        wait_until(lambda sink=sink: any(isinstance(m, LogStreamEnded) for m in sink), 20)
+    want_out = [f"out {i}" for i in range(1, n + 1)]
+    assert texts(both_sink, "stdout") == want_out
+    assert texts(both_sink, "stderr") == [f"err {i}" for i in range(1, n + 1)]
+    got = texts(out_sink, "stdout")
+    assert texts(out_sink, "stderr") == []
+    assert got == want_out[len(want_out) - len(got) :]  # from where it joined, in order, once
+    assert len(got) > crashed_at + 20
+    ends = [m for m in both_sink + out_sink if isinstance(m, LogStreamEnded | LogStreamError)]
+    assert [m.reason for m in ends if isinstance(m, LogStreamEnded)] == ["exited", "exited"]
+    wait_until(lambda: stats(manager).log_streams == 0, 10)
+
+
+def test_telling_a_dead_stream_replaces_it_and_the_manager_lives_on(
+    harness: Harness, make_container: Callable[..., str]
+) -> None:
+    manager = harness.manager()
+    foreign = urns("LogStream", "EventStream")
+    cid = make_container(["sh", "-c", LOOP])
+    first, first_sink = harness.subscriber()
+    subscription = ask(manager, SubscribeLogs(cid, first, tail=0))
+    ask(manager, SubscribeEvents(first, {"type": ["container"]}))
+    crash_one("LogStream", foreign)
+    crash_one("EventStream", foreign)
+    # Straight after the crashes (the manager may not have heard yet): nothing may kill it.
+    second, second_sink = harness.subscriber()
+    ask(manager, SubscribeLogs(cid, second, tail=0))
+    ask(manager, SubscribeEvents(second, {"type": ["container"]}))
+    assert ask(manager, Unsubscribe(subscription.id)) is True
+    wait_until(lambda: any(isinstance(m, LogChunk) for m in second_sink), 10)
+    wait_until(
+        lambda: LogStreamEnded(cid, "unsubscribed", subscription.id) in first_sink,
+        10,
+        message="the unsubscribed subscriber to be told",
+    )
+    assert manager.is_alive()
+    report = stats(manager)
+    assert (report.log_streams, report.event_streams) == (1, 1)
+
+
+def test_after_crashed_streams_pool_stop_leaves_no_actor_thread(
+    make_config: Callable[..., Config], make_container: Callable[..., str]
+) -> None:
+    label = uuid.uuid4().hex[:12]
+    foreign = urns("LogStream", "EventStream")
+    before = {t.ident for t in threading.enumerate()}
+    sink: list[Any] = []
+    sub = Collector.start(sink)
+    pool = actorpool.start(make_config())
+    try:
+        cid = make_container(["sh", "-c", LOOP], labels={"crashtest": label})
+        pool.router.ask(FollowContainers(sub, {"label": [f"crashtest={label}"]}), timeout=20)
+        wait_until(lambda: any(isinstance(m, LogChunk) for m in sink), 10)
+        crash_one("LogStream", foreign)
+        crash_one("EventStream", foreign)
+        wait_until(lambda: len(urns("LogStream", "EventStream") - foreign) == 2, 10)
+        count = len(sink)
+        wait_until(lambda: any(isinstance(m, LogChunk) for m in sink[count:]), 10)
+        assert all(m.container_id == cid for m in sink if isinstance(m, LogChunk))
+    finally:
+        pool.stop()
+        sub.stop()
+
+    def leaked() -> list[str]:
+        return [t.name for t in threading.enumerate() if t.ident not in before and t.is_alive()]
+
+    wait_until(lambda: not leaked(), 10, message="no thread left by the pool")
