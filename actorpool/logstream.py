@@ -94,11 +94,12 @@ import attrs
 import pykka
 
 from actorpool.backoff import backoff_delay
-from actorpool.classify import classify
+from actorpool.classify import RETRYABLE_STATUS, classify
 from actorpool.client import make_client
 from actorpool.config import Config
 from actorpool.errors import (
     Conflict,
+    DockerError,
     DockerUnavailable,
     NotFound,
     PoolStopped,
@@ -158,6 +159,13 @@ _LAST: Final = 1 << 62  # a count above any real one
 _DATA: Final = operator.attrgetter("data")
 
 _UNAVAILABLE = (DockerUnavailable, RequestTimeout, StreamError)
+
+
+def _transient(error: BaseException) -> bool:
+    """Worth reconnecting for: the daemon is unreachable, slow, or answered 502/503/504."""
+    if isinstance(error, DockerError):
+        return error.status in RETRYABLE_STATUS
+    return isinstance(error, _UNAVAILABLE)
 
 
 # --- shared plumbing -----------------------------------------------------------------------
@@ -844,7 +852,7 @@ class _Reader(threading.Thread):
                 error = self._ctx.error(exc, "inspect_container")
                 if isinstance(error, NotFound):
                     return "removed"
-                if not isinstance(error, _UNAVAILABLE):
+                if not _transient(error):
                     raise error from exc
                 self._drop_client()
                 self._wait(streak.failed(error))
@@ -952,7 +960,7 @@ class _WindowReader(_Reader):
             error = self._ctx.error(exc, "container_logs")
             if _gone(error):
                 return "removed"
-            if not isinstance(error, _UNAVAILABLE):
+            if not _transient(error):
                 raise error from exc
         if self._follow:
             with contextlib.suppress(pykka.ActorDeadError):
@@ -982,7 +990,7 @@ class _WindowReader(_Reader):
                 error = self._ctx.error(exc, "container_logs")
                 if _gone(error):
                     return
-                if not isinstance(error, _UNAVAILABLE):
+                if not _transient(error):
                     raise error from exc
                 continue
             pending.pop(0)
@@ -1043,7 +1051,7 @@ class _Follower(_Reader):
                     error = self._ctx.error(exc, "container_logs")
                     if _gone(error):
                         return "removed"
-                    if not isinstance(error, _UNAVAILABLE):
+                    if not _transient(error):
                         raise error from exc
                 if self.cursors.get(self._source) == before and time.monotonic() - began < 1.0:
                     # Ended at once with nothing new (restarting, or flapping): slow down.
@@ -1122,7 +1130,7 @@ class _Follower(_Reader):
             error = self._ctx.error(exc, "container_logs")
             if _gone(error):
                 return "removed"
-            if not isinstance(error, _UNAVAILABLE):
+            if not _transient(error):
                 raise error from exc
             return "settle"
         return "ok"
