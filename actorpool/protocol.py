@@ -41,9 +41,21 @@ __all__ = [
     "Run",
     "ScaleTick",
     "Shutdown",
+    "Submit",
     "Tick",
     "Wire",
 ]
+
+
+# caller -> router ----------------------------------------------------------------------
+
+
+@attrs.frozen
+class Submit:
+    """A request and the future its caller already waits on (``RouterRef.ask``'s fast path)."""
+
+    request: Request
+    future: ReplyFuture
 
 
 # router -> connection -------------------------------------------------------------------

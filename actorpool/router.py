@@ -80,6 +80,7 @@ from actorpool.protocol import (
     Run,
     ScaleTick,
     Shutdown,
+    Submit,
     Wire,
 )
 from actorpool.ratelimit import TokenBucket
@@ -122,9 +123,21 @@ class RouterRef(pykka.ActorRef[Any]):
     about what to do (``PoolStopped`` is also an ``ActorDeadError``).
     """
 
+    default_timeout: float = 30.0
+
     def ask(self, message: Any, *, block: bool = True, timeout: float | None = None) -> Any:
         if not self.is_alive():
             raise PoolStopped(_STOPPED)
+        if isinstance(message, Request):
+            # Fast path: the caller waits on the reply future itself (one wake-up, not two);
+            # the router is told the request with that future, exactly as if it had made it.
+            limit = message.timeout if message.timeout is not None else self.default_timeout
+            future = ReplyFuture(time.monotonic() + limit)
+            try:
+                super().tell(Submit(message, future))
+            except pykka.ActorDeadError:
+                raise PoolStopped(_STOPPED) from None
+            return future.get(timeout=timeout) if block else future
         return super().ask(message, block=block, timeout=timeout)
 
     def tell(self, message: Any) -> None:
@@ -159,6 +172,7 @@ class RouterActor(pykka.ThreadingActor):
     ) -> None:
         super().__init__()
         self._actor_ref = RouterRef(self)
+        self._actor_ref.default_timeout = config.api.timeout
         self._config = config
         self._scheduler = scheduler
         self._metrics = metrics
@@ -199,6 +213,9 @@ class RouterActor(pykka.ThreadingActor):
     # -- mailbox -----------------------------------------------------------------------------
 
     def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Submit):
+            self._submit(message.request, message.future)
+            return None
         if isinstance(message, Request):
             return self._submit(message)
         if isinstance(message, CallDone):
@@ -249,25 +266,30 @@ class RouterActor(pykka.ThreadingActor):
 
     # -- requests ------------------------------------------------------------------------------
 
-    def _submit(self, request: Request) -> ReplyFuture:
+    def _submit(self, request: Request, future: ReplyFuture | None = None) -> ReplyFuture:
         now = time.monotonic()
         timeout = request.timeout if request.timeout is not None else self._config.api.timeout
-        pending = _Pending(next(self._ids), request, ReplyFuture(now + timeout), now, now + timeout)
+        if future is None:
+            future = ReplyFuture(now + timeout)
+        # The deadline counts from the caller's ask (the fast path made the future then).
+        received = future.deadline - timeout
+        left = max(0.0, future.deadline - now)
+        pending = _Pending(next(self._ids), request, future, received, future.deadline)
         error = self._refusal(now)
         if error is None and self._bucket is not None:
-            wait = self._bucket.reserve(now, within=timeout)
+            wait = self._bucket.reserve(now, within=left)
             if wait is None:
                 error = self._rate_limited(timeout)
             elif wait > 0:
                 if self._metrics is not None:
                     self._metrics.rate_limited_wait(wait)
-                self._register(pending, timeout)
+                self._register(pending, left)
                 self._scheduler.tell_later(wait, self.actor_ref, Admit(pending.id))
                 return pending.future
         if error is not None:
             pending.future.try_set_exception(error)
             return pending.future
-        self._register(pending, timeout)
+        self._register(pending, left)
         self._queue.append(pending)
         self._dispatch()
         return pending.future
