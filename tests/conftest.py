@@ -326,3 +326,15 @@ def _fit_defaults(
         if key not in given and key not in result:
             result[key] = value
     return result
+
+
+@pytest.fixture
+def harness(make_config: MakeConfig) -> Iterator[Any]:
+    """A :class:`streamkit.StreamHarness`: stream managers and subscribers, all stopped after."""
+    from streamkit import StreamHarness
+
+    h = StreamHarness(make_config)
+    try:
+        yield h
+    finally:
+        h.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pykka
@@ -22,61 +22,10 @@ from actorpool.events import (
 from actorpool.logstream import BlockingCalls, StreamContext, StreamCounters
 from actorpool.messages import DockerEvent, LogStreamEnded, SubscribeEvents, Unsubscribe
 from actorpool.scheduler import Scheduler
-from actorpool.streams import StreamManager, StreamStats, StreamStatsReport
+from actorpool.streams import StreamStats, StreamStatsReport
 
 from helpers import wait_until
-
-
-class Collector(pykka.ThreadingActor):
-    def __init__(self, sink: list[Any]) -> None:
-        super().__init__()
-        self.sink = sink
-
-    def on_receive(self, message: Any) -> None:
-        self.sink.append(message)
-
-
-def ask(ref: pykka.ActorRef[Any], message: Any, timeout: float = 20.0) -> Any:
-    value = ref.ask(message, timeout=timeout)
-    while isinstance(value, pykka.Future):
-        value = value.get(timeout=timeout)
-    return value
-
-
-class Harness:
-    def __init__(self, make_config: Callable[..., Config]) -> None:
-        self._make_config = make_config
-        self._actors: list[pykka.ActorRef[Any]] = []
-        self._schedulers: list[Scheduler] = []
-
-    def manager(self, sandbox: Any = None, **sections: Any) -> pykka.ActorRef[Any]:
-        scheduler = Scheduler()
-        self._schedulers.append(scheduler)
-        ref = StreamManager.start(self._make_config(sandbox, **sections), scheduler, None)
-        self._actors.append(ref)
-        return ref
-
-    def subscriber(self) -> tuple[pykka.ActorRef[Any], list[Any]]:
-        sink: list[Any] = []
-        ref = Collector.start(sink)
-        self._actors.append(ref)
-        return ref, sink
-
-    def close(self) -> None:
-        for ref in reversed(self._actors):
-            with contextlib.suppress(pykka.ActorDeadError):
-                ref.stop(timeout=10)
-        for scheduler in self._schedulers:
-            scheduler.stop()
-
-
-@pytest.fixture
-def harness(make_config: Callable[..., Config]) -> Iterator[Harness]:
-    h = Harness(make_config)
-    try:
-        yield h
-    finally:
-        h.close()
+from streamkit import StreamHarness, ask
 
 
 def events_of(sink: list[Any], cid: str) -> list[DockerEvent]:
@@ -122,7 +71,7 @@ def test_parse_event_keeps_nanoseconds_and_attributes() -> None:
 
 
 def test_container_events_arrive_in_order_with_ns_times_and_filters_apply(
-    harness: Harness, make_container: Callable[..., str]
+    harness: StreamHarness, make_container: Callable[..., str]
 ) -> None:
     manager = harness.manager()
     sub, sink = harness.subscriber()
@@ -144,7 +93,7 @@ def test_container_events_arrive_in_order_with_ns_times_and_filters_apply(
 
 
 def test_subscribers_with_equal_filters_share_one_stream_and_unsubscribe_ends_delivery(
-    harness: Harness, make_container: Callable[..., str]
+    harness: StreamHarness, make_container: Callable[..., str]
 ) -> None:
     manager = harness.manager()
     (a, sink_a), (b, sink_b), (c, sink_c) = (harness.subscriber() for _ in range(3))
@@ -166,7 +115,7 @@ def test_subscribers_with_equal_filters_share_one_stream_and_unsubscribe_ends_de
 
 @pytest.mark.daemon
 def test_the_event_stream_resumes_after_a_daemon_restart(
-    harness: Harness, make_container: Callable[..., str], private_sandbox: Any
+    harness: StreamHarness, make_container: Callable[..., str], private_sandbox: Any
 ) -> None:
     api = private_sandbox.client()
     manager = harness.manager(
@@ -188,7 +137,7 @@ def test_the_event_stream_resumes_after_a_daemon_restart(
 
 @pytest.mark.daemon
 def test_a_hung_daemon_is_noticed_by_the_liveness_ping_and_the_stream_recovers(
-    harness: Harness, make_container: Callable[..., str], private_sandbox: Any
+    harness: StreamHarness, make_container: Callable[..., str], private_sandbox: Any
 ) -> None:
     api = private_sandbox.client()
     manager = harness.manager(
@@ -210,7 +159,7 @@ def test_a_hung_daemon_is_noticed_by_the_liveness_ping_and_the_stream_recovers(
 
 @pytest.mark.parametrize("manager_alive", [True, False])
 def test_a_crashed_event_stream_hands_its_subscribers_to_a_live_manager_or_ends_them(
-    harness: Harness, make_config: Callable[..., Config], manager_alive: bool
+    harness: StreamHarness, make_config: Callable[..., Config], manager_alive: bool
 ) -> None:
     config = make_config()
     scheduler = Scheduler()

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pykka
 import pytest
 
-from actorpool.config import Config
 from actorpool.messages import (
     FollowContainers,
     LogChunk,
@@ -20,62 +18,10 @@ from actorpool.messages import (
     LogStreamError,
     Unsubscribe,
 )
-from actorpool.scheduler import Scheduler
-from actorpool.streams import StreamManager, StreamStats, StreamStatsReport
+from actorpool.streams import StreamStats, StreamStatsReport
 
 from helpers import wait_until
-
-
-class Collector(pykka.ThreadingActor):
-    def __init__(self, sink: list[Any]) -> None:
-        super().__init__()
-        self.sink = sink
-
-    def on_receive(self, message: Any) -> None:
-        self.sink.append(message)
-
-
-def ask(ref: pykka.ActorRef[Any], message: Any, timeout: float = 20.0) -> Any:
-    value = ref.ask(message, timeout=timeout)
-    while isinstance(value, pykka.Future):
-        value = value.get(timeout=timeout)
-    return value
-
-
-class Harness:
-    def __init__(self, make_config: Callable[..., Config]) -> None:
-        self._make_config = make_config
-        self._actors: list[pykka.ActorRef[Any]] = []
-        self._schedulers: list[Scheduler] = []
-
-    def manager(self, sandbox: Any = None, **sections: Any) -> pykka.ActorRef[Any]:
-        scheduler = Scheduler()
-        self._schedulers.append(scheduler)
-        ref = StreamManager.start(self._make_config(sandbox, **sections), scheduler, None)
-        self._actors.append(ref)
-        return ref
-
-    def subscriber(self) -> tuple[pykka.ActorRef[Any], list[Any]]:
-        sink: list[Any] = []
-        ref = Collector.start(sink)
-        self._actors.append(ref)
-        return ref, sink
-
-    def close(self) -> None:
-        for ref in reversed(self._actors):
-            with contextlib.suppress(pykka.ActorDeadError):
-                ref.stop(timeout=10)
-        for scheduler in self._schedulers:
-            scheduler.stop()
-
-
-@pytest.fixture
-def harness(make_config: Callable[..., Config]) -> Iterator[Harness]:
-    h = Harness(make_config)
-    try:
-        yield h
-    finally:
-        h.close()
+from streamkit import StreamHarness, ask
 
 
 @pytest.fixture
@@ -107,7 +53,7 @@ def stats(manager: pykka.ActorRef[Any]) -> StreamStatsReport:
 
 
 def test_running_and_new_matching_containers_are_followed_and_others_are_not(
-    harness: Harness, make_container: Callable[..., str], docker_api: Any, label: str
+    harness: StreamHarness, make_container: Callable[..., str], docker_api: Any, label: str
 ) -> None:
     manager = harness.manager()
     running = make_container(["sh", "-c", "echo old; sleep 60"], labels={"follow": label})
@@ -129,7 +75,7 @@ def test_running_and_new_matching_containers_are_followed_and_others_are_not(
 
 
 def test_an_exited_container_ends_and_is_picked_up_again_when_it_restarts(
-    harness: Harness, make_container: Callable[..., str], docker_api: Any, label: str
+    harness: StreamHarness, make_container: Callable[..., str], docker_api: Any, label: str
 ) -> None:
     manager = harness.manager()
     sub, sink = harness.subscriber()
@@ -147,7 +93,7 @@ def test_an_exited_container_ends_and_is_picked_up_again_when_it_restarts(
 
 
 def test_unsubscribe_ends_every_followed_container(
-    harness: Harness, make_container: Callable[..., str], label: str
+    harness: StreamHarness, make_container: Callable[..., str], label: str
 ) -> None:
     manager = harness.manager()
     loop = "i=0; while true; do echo tick $i; i=$((i+1)); usleep 20000; done"
@@ -169,7 +115,7 @@ def test_unsubscribe_ends_every_followed_container(
 
 
 def test_fifty_containers_are_followed_at_once(
-    harness: Harness, make_container: Callable[..., str], docker_api: Any, label: str
+    harness: StreamHarness, make_container: Callable[..., str], docker_api: Any, label: str
 ) -> None:
     manager = harness.manager()
     script = "echo first; sleep 2; echo second; sleep 60"
@@ -196,7 +142,7 @@ def test_fifty_containers_are_followed_at_once(
 
 
 def test_containers_past_max_concurrent_streams_are_reported_to_the_subscriber(
-    harness: Harness, make_container: Callable[..., str], label: str
+    harness: StreamHarness, make_container: Callable[..., str], label: str
 ) -> None:
     manager = harness.manager(performance={"max_concurrent_streams": 3})
     cids = [
@@ -214,7 +160,7 @@ def test_containers_past_max_concurrent_streams_are_reported_to_the_subscriber(
 
 
 def test_a_crashed_event_stream_is_replaced_and_later_containers_are_followed(
-    harness: Harness, make_container: Callable[..., str], docker_api: Any, label: str
+    harness: StreamHarness, make_container: Callable[..., str], docker_api: Any, label: str
 ) -> None:
     foreign = {ref.actor_urn for ref in pykka.ActorRegistry.get_by_class_name("EventStream")}
     manager = harness.manager()

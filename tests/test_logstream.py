@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pykka
@@ -31,33 +31,12 @@ from actorpool.messages import (
     Unsubscribe,
 )
 from actorpool.scheduler import Scheduler
-from actorpool.streams import StreamManager, StreamStats, StreamStatsReport
+from actorpool.streams import StreamStats, StreamStatsReport
 
 from helpers import numbered_lines_cmd, wait_for_state, wait_until
+from streamkit import StreamHarness, ask
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-class Collector(pykka.ThreadingActor):
-    """A subscriber that appends every message to a list the test reads."""
-
-    def __init__(self, sink: list[Any], delay: float = 0.0) -> None:
-        super().__init__()
-        self.sink = sink
-        self.delay = delay
-
-    def on_receive(self, message: Any) -> None:
-        if self.delay and isinstance(message, LogChunk):
-            time.sleep(self.delay)  # a deliberately slow subscriber (test only)
-        self.sink.append(message)
-
-
-def ask(ref: pykka.ActorRef[Any], message: Any, timeout: float = 20.0) -> Any:
-    """Ask the manager and follow the reply future, like the router's futures do."""
-    value = ref.ask(message, timeout=timeout)
-    while isinstance(value, pykka.Future):
-        value = value.get(timeout=timeout)
-    return value
 
 
 def texts(sink: list[Any], source: str) -> list[str]:
@@ -85,43 +64,9 @@ def numbers(lines: list[str], prefix: str) -> list[int]:
     return [int(t.split()[1]) for t in lines if t.startswith(prefix + " ")]
 
 
-class Streams:
-    """Starts stream managers and subscribers for one test; stops them all at teardown."""
-
-    def __init__(self, make_config: Callable[..., Config]) -> None:
-        self._make_config = make_config
-        self._actors: list[pykka.ActorRef[Any]] = []
-        self._schedulers: list[Scheduler] = []
-
-    def manager(self, sandbox: Any = None, **sections: Any) -> pykka.ActorRef[Any]:
-        config = self._make_config(sandbox, **sections)
-        scheduler = Scheduler()
-        self._schedulers.append(scheduler)
-        ref = StreamManager.start(config, scheduler, None)
-        self._actors.append(ref)
-        return ref
-
-    def subscriber(self, delay: float = 0.0) -> tuple[pykka.ActorRef[Any], list[Any]]:
-        sink: list[Any] = []
-        ref = Collector.start(sink, delay)
-        self._actors.append(ref)
-        return ref, sink
-
-    def close(self) -> None:
-        for ref in reversed(self._actors):
-            with contextlib.suppress(pykka.ActorDeadError):
-                ref.stop(timeout=10)
-        for scheduler in self._schedulers:
-            scheduler.stop()
-
-
 @pytest.fixture
-def streams(make_config: Callable[..., Config]) -> Iterator[Streams]:
-    s = Streams(make_config)
-    try:
-        yield s
-    finally:
-        s.close()
+def streams(harness: StreamHarness) -> StreamHarness:
+    return harness
 
 
 def stats(manager: pykka.ActorRef[Any]) -> StreamStatsReport:
@@ -159,7 +104,7 @@ def test_since_ns_reads_both_forms_exactly() -> None:
 
 
 def test_ten_thousand_interleaved_lines_arrive_exactly_in_order_per_source(
-    streams: Streams, make_container: Callable[..., str]
+    streams: StreamHarness, make_container: Callable[..., str]
 ) -> None:
     manager = streams.manager()
     cid = make_container(numbered_lines_cmd(10_000))
@@ -180,7 +125,7 @@ def test_ten_thousand_interleaved_lines_arrive_exactly_in_order_per_source(
 
 
 def test_a_100_kib_line_arrives_as_one_line_and_longer_lines_are_cut_and_counted(
-    streams: Streams, make_container: Callable[..., str]
+    streams: StreamHarness, make_container: Callable[..., str]
 ) -> None:
     manager = streams.manager(streams={"max_line_size": 200_000})
     script = (
@@ -202,7 +147,7 @@ def test_a_100_kib_line_arrives_as_one_line_and_longer_lines_are_cut_and_counted
 
 
 def test_a_tty_containers_output_arrives_whole(
-    streams: Streams, make_container: Callable[..., str]
+    streams: StreamHarness, make_container: Callable[..., str]
 ) -> None:
     manager = streams.manager()
     cid = make_container(numbered_lines_cmd(2000, stderr=True), tty=True)
@@ -217,7 +162,7 @@ def test_a_tty_containers_output_arrives_whole(
 
 
 def test_three_subscribers_share_one_stream_and_a_late_one_gets_its_history_exactly(
-    streams: Streams, make_container: Callable[..., str]
+    streams: StreamHarness, make_container: Callable[..., str]
 ) -> None:
     manager = streams.manager()
     cid = make_container(numbered_lines_cmd(1500, delay=0.002))
@@ -246,7 +191,9 @@ def test_three_subscribers_share_one_stream_and_a_late_one_gets_its_history_exac
     assert stats(manager).history_reads >= 1
 
 
-def test_unsubscribe_stops_delivery(streams: Streams, make_container: Callable[..., str]) -> None:
+def test_unsubscribe_stops_delivery(
+    streams: StreamHarness, make_container: Callable[..., str]
+) -> None:
     manager = streams.manager()
     cid = make_container(
         ["sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); usleep 5000; done"]
@@ -265,7 +212,7 @@ def test_unsubscribe_stops_delivery(streams: Streams, make_container: Callable[.
 
 
 def test_a_restarted_container_continues_its_stream(
-    streams: Streams, make_container: Callable[..., str], docker_api: Any
+    streams: StreamHarness, make_container: Callable[..., str], docker_api: Any
 ) -> None:
     manager = streams.manager()
     script = "i=1; while true; do echo out $i; i=$((i+1)); usleep 10000; done"
@@ -294,7 +241,7 @@ def test_a_restarted_container_continues_its_stream(
 
 
 def test_a_slow_subscriber_with_drop_oldest_loses_only_counted_chunks(
-    streams: Streams, make_container: Callable[..., str]
+    streams: StreamHarness, make_container: Callable[..., str]
 ) -> None:
     manager = streams.manager(
         streams={
@@ -326,7 +273,7 @@ def test_a_slow_subscriber_with_drop_oldest_loses_only_counted_chunks(
 
 
 def test_a_slow_subscriber_with_block_loses_nothing_and_stays_bounded(
-    streams: Streams, make_container: Callable[..., str]
+    streams: StreamHarness, make_container: Callable[..., str]
 ) -> None:
     manager = streams.manager(
         streams={"subscriber_buffer": 4, "batch_max_lines": 50, "batch_max_delay": 0.01},
@@ -348,7 +295,7 @@ def test_a_slow_subscriber_with_block_loses_nothing_and_stays_bounded(
 
 
 def test_follow_false_reads_the_log_once_and_completes(
-    streams: Streams, make_container: Callable[..., str], docker_api: Any
+    streams: StreamHarness, make_container: Callable[..., str], docker_api: Any
 ) -> None:
     manager = streams.manager()
     script = (
@@ -373,7 +320,7 @@ def test_follow_false_reads_the_log_once_and_completes(
 
 @pytest.mark.daemon
 def test_every_line_arrives_exactly_once_across_three_daemon_restarts(
-    streams: Streams, make_container: Callable[..., str], private_sandbox: Any
+    streams: StreamHarness, make_container: Callable[..., str], private_sandbox: Any
 ) -> None:
     api = private_sandbox.client()
     manager = streams.manager(
@@ -405,7 +352,7 @@ def test_every_line_arrives_exactly_once_across_three_daemon_restarts(
 
 
 def test_every_line_arrives_exactly_once_across_forced_disconnects(
-    streams: Streams, make_container: Callable[..., str], sandbox: Any
+    streams: StreamHarness, make_container: Callable[..., str], sandbox: Any
 ) -> None:
     # The daemon keeps running and keeps every line; only the connections are cut (RST),
     # many times, while both sources are written: resume must lose and repeat nothing.
@@ -434,7 +381,7 @@ def test_every_line_arrives_exactly_once_across_forced_disconnects(
 
 @pytest.mark.daemon
 def test_a_stream_gives_up_with_log_stream_error_when_the_daemon_stays_away(
-    streams: Streams, make_container: Callable[..., str], private_sandbox: Any
+    streams: StreamHarness, make_container: Callable[..., str], private_sandbox: Any
 ) -> None:
     api = private_sandbox.client()
     manager = streams.manager(
@@ -472,7 +419,7 @@ def _context(config: Config) -> StreamContext:
 
 @pytest.mark.parametrize("manager_alive", [True, False])
 def test_a_crashed_stream_hands_its_subscribers_to_a_live_manager_or_ends_them(
-    streams: Streams,
+    streams: StreamHarness,
     make_config: Callable[..., Config],
     make_container: Callable[..., str],
     manager_alive: bool,

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pykka
@@ -24,64 +23,12 @@ from actorpool.messages import (
     Subscription,
     Unsubscribe,
 )
-from actorpool.scheduler import Scheduler
-from actorpool.streams import StreamManager, StreamStats, StreamStatsReport
+from actorpool.streams import StreamStats, StreamStatsReport
 
 from helpers import numbered_lines_cmd, wait_until
+from streamkit import Collector, StreamHarness, ask
 
 LOOP = "i=0; while true; do echo tick $i; i=$((i+1)); usleep 20000; done"
-
-
-class Collector(pykka.ThreadingActor):
-    def __init__(self, sink: list[Any]) -> None:
-        super().__init__()
-        self.sink = sink
-
-    def on_receive(self, message: Any) -> None:
-        self.sink.append(message)
-
-
-def ask(ref: pykka.ActorRef[Any], message: Any, timeout: float = 20.0) -> Any:
-    value = ref.ask(message, timeout=timeout)
-    while isinstance(value, pykka.Future):
-        value = value.get(timeout=timeout)
-    return value
-
-
-class Harness:
-    def __init__(self, make_config: Callable[..., Config]) -> None:
-        self._make_config = make_config
-        self._actors: list[pykka.ActorRef[Any]] = []
-        self._schedulers: list[Scheduler] = []
-
-    def manager(self, sandbox: Any = None, **sections: Any) -> pykka.ActorRef[Any]:
-        scheduler = Scheduler()
-        self._schedulers.append(scheduler)
-        ref = StreamManager.start(self._make_config(sandbox, **sections), scheduler, None)
-        self._actors.append(ref)
-        return ref
-
-    def subscriber(self) -> tuple[pykka.ActorRef[Any], list[Any]]:
-        sink: list[Any] = []
-        ref = Collector.start(sink)
-        self._actors.append(ref)
-        return ref, sink
-
-    def close(self) -> None:
-        for ref in reversed(self._actors):
-            with contextlib.suppress(pykka.ActorDeadError):
-                ref.stop(timeout=10)
-        for scheduler in self._schedulers:
-            scheduler.stop()
-
-
-@pytest.fixture
-def harness(make_config: Callable[..., Config]) -> Iterator[Harness]:
-    h = Harness(make_config)
-    try:
-        yield h
-    finally:
-        h.close()
 
 
 def stats(manager: pykka.ActorRef[Any]) -> StreamStatsReport:
@@ -94,7 +41,7 @@ def stream_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith(prefixes)]
 
 
-def test_subscribing_to_an_unknown_container_raises_not_found(harness: Harness) -> None:
+def test_subscribing_to_an_unknown_container_raises_not_found(harness: StreamHarness) -> None:
     manager = harness.manager()
     sub, sink = harness.subscriber()
     with pytest.raises(NotFound, match="no-such-container"):
@@ -104,7 +51,7 @@ def test_subscribing_to_an_unknown_container_raises_not_found(harness: Harness) 
 
 
 def test_subscriptions_past_max_concurrent_streams_raise_too_many_streams(
-    harness: Harness, make_container: Callable[..., str]
+    harness: StreamHarness, make_container: Callable[..., str]
 ) -> None:
     manager = harness.manager(performance={"max_concurrent_streams": 2})
     first, second, third = (make_container(["sh", "-c", LOOP]) for _ in range(3))
@@ -121,7 +68,7 @@ def test_subscriptions_past_max_concurrent_streams_raise_too_many_streams(
 
 
 def test_names_and_ids_share_one_stream_and_bad_requests_fail_clearly(
-    harness: Harness, make_container: Callable[..., str]
+    harness: StreamHarness, make_container: Callable[..., str]
 ) -> None:
     manager = harness.manager()
     cid = make_container(["sh", "-c", LOOP], name="streams-shared-name")
@@ -138,7 +85,7 @@ def test_names_and_ids_share_one_stream_and_bad_requests_fail_clearly(
 
 
 def test_stopping_the_manager_ends_every_subscription_and_leaves_no_thread(
-    harness: Harness, make_container: Callable[..., str]
+    harness: StreamHarness, make_container: Callable[..., str]
 ) -> None:
     manager = harness.manager()
     label = uuid.uuid4().hex[:12]
@@ -210,7 +157,7 @@ def texts(sink: list[Any], source: str) -> list[str]:
 
 
 def test_a_crashed_log_stream_is_restarted_and_every_subscriber_gets_every_line_once(
-    harness: Harness, make_container: Callable[..., str]
+    harness: StreamHarness, make_container: Callable[..., str]
 ) -> None:
     manager = harness.manager()
     foreign = urns("LogStream")
@@ -239,7 +186,7 @@ def test_a_crashed_log_stream_is_restarted_and_every_subscriber_gets_every_line_
 
 
 def test_telling_a_dead_stream_replaces_it_and_the_manager_lives_on(
-    harness: Harness, make_container: Callable[..., str]
+    harness: StreamHarness, make_container: Callable[..., str]
 ) -> None:
     manager = harness.manager()
     foreign = urns("LogStream", "EventStream")
