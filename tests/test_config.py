@@ -34,7 +34,7 @@ from actorpool.errors import ConfigError
 REPO_CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
 NO_ENV: dict[str, str] = {}
 
-# The defaults as docs/INTERFACES.md documents them, written out by hand on purpose.
+# The documented defaults (config.yaml), written out by hand on purpose.
 DOCUMENTED: dict[str, dict[str, Any]] = {
     "pool": {
         "socket_path": "unix:///var/run/docker.sock",
