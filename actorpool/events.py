@@ -336,9 +336,7 @@ class _EventReader(threading.Thread):
             reconnected = opened_once
             opened_once = True
             if reconnected:
-                self._ctx.counters.add(reconnects=1)
-                if self._ctx.metrics is not None:
-                    self._ctx.metrics.stream_reconnect()
+                self._ctx.count_reconnect()
             with contextlib.suppress(pykka.ActorDeadError):
                 self._actor.tell(_Opened(reconnected))
             try:

@@ -282,6 +282,12 @@ class StreamContext:
     calls: BlockingCalls
     reconnects: SharedBucket | None = None
 
+    def count_reconnect(self) -> None:
+        """Count a stream reopened after a cut (counters and metrics)."""
+        self.counters.add(reconnects=1)
+        if self.metrics is not None:
+            self.metrics.stream_reconnect()
+
     def reconnect_wait(self) -> float:
         """Seconds a reader waits for its turn to reconnect (rate-limited, shared)."""
         return 0.0 if self.reconnects is None else self.reconnects.wait_time()
@@ -974,9 +980,7 @@ class _WindowReader(_Reader):
     def _resume_one_shot(self) -> None:
         # A one-shot read was cut: finish it source by source from the cursors.
         streak = FailureStreak(self._ctx.config)
-        self._ctx.counters.add(reconnects=1)
-        if self._ctx.metrics is not None:
-            self._ctx.metrics.stream_reconnect()
+        self._ctx.count_reconnect()
         pending = list(self._sources)
         while pending:
             if self._inspect(streak) == "removed":
@@ -1066,9 +1070,7 @@ class _Follower(_Reader):
                 if verdict == "exited":
                     state = "exited"
                 else:
-                    self._ctx.counters.add(reconnects=1)
-                    if self._ctx.metrics is not None:
-                        self._ctx.metrics.stream_reconnect()
+                    self._ctx.count_reconnect()
                     self._wait(self._ctx.reconnect_wait())
                     state = "catch_up"
             elif state == "catch_up":
