@@ -62,7 +62,7 @@ class CircuitBreaker:
 
     def admits(self, now: float) -> bool:
         """Whether a call may be sent now (does not reserve a trial slot)."""
-        if not self.config.enabled:
+        if self.state is BreakerState.CLOSED or not self.config.enabled:
             return True
         state = self.current(now)
         if state is BreakerState.CLOSED:

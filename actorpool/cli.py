@@ -55,6 +55,7 @@ import pykka
 import yaml
 
 import actorpool
+from actorpool.actor import Actor
 from actorpool.config import (
     DEFAULT_SOCKET,
     Config,
@@ -635,7 +636,7 @@ class PrinterStats:
     broken: bool
 
 
-class LinePrinter(pykka.ThreadingActor):
+class LinePrinter(Actor):
     """A subscriber actor that prints the ``LogChunk`` messages the pool sends it.
 
     The pool's streams name containers by id. Chunks of a container whose

@@ -18,6 +18,7 @@ from typing import Any
 import docker
 import pykka
 
+from actorpool.actor import Actor
 from actorpool.classify import classify
 from actorpool.client import make_client
 from actorpool.config import Config
@@ -30,7 +31,7 @@ __all__ = ["ConnectionActor"]
 logger = logging.getLogger(__name__)
 
 
-class ConnectionActor(pykka.ThreadingActor):
+class ConnectionActor(Actor):
     """One pooled connection to the daemon.
 
     Args:

@@ -47,6 +47,7 @@ import attrs
 import docker.utils
 import pykka
 
+from actorpool.actor import Actor
 from actorpool.classify import RETRYABLE_STATUS
 from actorpool.errors import (
     DockerError,
@@ -419,7 +420,7 @@ class _EventReader(threading.Thread):
 # --- actor ---------------------------------------------------------------------------------
 
 
-class EventStream(pykka.ThreadingActor):
+class EventStream(Actor):
     """One ``/events`` stream and its subscribers."""
 
     def __init__(

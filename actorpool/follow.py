@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 import pykka
 
+from actorpool.actor import Actor
 from actorpool.errors import NotFound, TooManyStreams, UnknownMessage
 from actorpool.events import EventsReady, EventsReconnected
 from actorpool.frames import format_since, parse_timestamp
@@ -116,7 +117,7 @@ class _Checked:
     since: str | None = None
 
 
-class Follow(pykka.ThreadingActor):
+class Follow(Actor):
     """One FollowContainers subscription. Started and stopped by the stream manager."""
 
     def __init__(

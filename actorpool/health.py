@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import attrs
 
 from actorpool.config import HealthConfig
+from actorpool.messages import ListContainers, Ping
 
 if TYPE_CHECKING:
     from docker import APIClient
@@ -67,7 +68,10 @@ class PingCheck:
 
     def run(self, client: APIClient, timeout: float) -> None:
         client.timeout = timeout
-        client.ping()
+        # The path user calls take (actorpool.direct), so a check sees what they would.
+        if not Ping().execute(client):
+            msg = "the daemon answered the ping with something other than OK"
+            raise RuntimeError(msg)
 
 
 @attrs.frozen
@@ -81,7 +85,7 @@ class ListLatencyCheck:
     def run(self, client: APIClient, timeout: float) -> None:
         client.timeout = timeout
         start = time.monotonic()
-        client.containers(limit=1)
+        ListContainers(limit=1).execute(client)
         took = time.monotonic() - start
         if took > self.threshold:
             msg = f"container list took {took:.3f}s, over the {self.threshold}s threshold"

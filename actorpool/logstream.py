@@ -93,6 +93,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 import attrs
 import pykka
 
+from actorpool.actor import Actor
 from actorpool.backoff import backoff_delay
 from actorpool.classify import RETRYABLE_STATUS, classify
 from actorpool.client import make_client
@@ -1248,7 +1249,7 @@ class _Sub:
         self.sent: dict[str, Cursor] = dict(spec.resume or {})  # cursors of what it was told
 
 
-class LogStream(pykka.ThreadingActor):
+class LogStream(Actor):
     """The stream actor of one container (or of one one-shot ``follow=False`` read).
 
     Started by :class:`~actorpool.streams.StreamManager` with its first
@@ -1784,7 +1785,7 @@ def _sources_of(names: Iterable[str]) -> tuple[Source, ...]:
 
 
 def _queued(ref: pykka.ActorRef[Any]) -> int:
-    """Messages waiting in an actor's mailbox (Pykka 4.5: ``actor_inbox`` is a queue.Queue)."""
+    """Messages waiting in an actor's mailbox (``actor_inbox``: a Queue or SimpleQueue)."""
     size = getattr(ref.actor_inbox, "qsize", None)
     return int(size()) if size is not None else 0
 

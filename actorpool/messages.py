@@ -16,8 +16,10 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import attrs
+import docker.utils
 from attrs import validators as v
 
+from actorpool import direct
 from actorpool.scaling import ScalingDecision
 
 if TYPE_CHECKING:
@@ -160,7 +162,11 @@ class Ping(Request):
     operation: ClassVar[str] = "ping"
 
     def execute(self, client: APIClient) -> bool:
-        return bool(client.ping())
+        # docker-py's ping() is True exactly when the body is "OK".
+        body = direct.get(
+            client, "/_ping", as_json=False, fallback=lambda: "OK" if client.ping() else ""
+        )
+        return bool(body == "OK")
 
 
 @attrs.frozen
@@ -170,7 +176,7 @@ class Version(Request):
     operation: ClassVar[str] = "version"
 
     def execute(self, client: APIClient) -> dict[str, Any]:
-        return dict(client.version())
+        return dict(direct.get(client, "/version", fallback=client.version))
 
 
 @attrs.frozen
@@ -180,7 +186,7 @@ class Info(Request):
     operation: ClassVar[str] = "info"
 
     def execute(self, client: APIClient) -> dict[str, Any]:
-        return dict(client.info())
+        return dict(direct.get(client, "/info", fallback=client.info))
 
 
 @attrs.frozen
@@ -201,9 +207,22 @@ class ListContainers(Request):
     limit: int | None = attrs.field(default=None, validator=_limit)
 
     def execute(self, client: APIClient) -> list[dict[str, Any]]:
+        filters = _plain_filters(self.filters)
+        limit = self.limit or -1
+        # The query docker-py's containers() sends, for the same answer on either path.
+        params = {
+            "limit": limit,
+            "all": 1 if self.all else 0,
+            "size": 0,
+            "trunc_cmd": 0,
+            "filters": docker.utils.convert_filters(filters) if filters else None,
+        }
         return list(
-            client.containers(
-                all=self.all, filters=_plain_filters(self.filters), limit=self.limit or -1
+            direct.get(
+                client,
+                "/containers/json",
+                params=params,
+                fallback=lambda: client.containers(all=self.all, filters=filters, limit=limit),
             )
         )
 
@@ -216,7 +235,14 @@ class InspectContainer(Request):
     container: str = attrs.field(validator=_container_ref)
 
     def execute(self, client: APIClient) -> dict[str, Any]:
-        return dict(client.inspect_container(self.container))
+        return dict(
+            direct.get(
+                client,
+                "/containers/{0}/json",
+                self.container,
+                fallback=lambda: client.inspect_container(self.container),
+            )
+        )
 
 
 @attrs.frozen
@@ -266,7 +292,12 @@ class ListImages(Request):
     all: bool = attrs.field(default=False, validator=v.instance_of(bool))
 
     def execute(self, client: APIClient) -> list[dict[str, Any]]:
-        return list(client.images(all=self.all))
+        params = {"only_ids": 0, "all": 1 if self.all else 0}
+        return list(
+            direct.get(
+                client, "/images/json", params=params, fallback=lambda: client.images(all=self.all)
+            )
+        )
 
 
 @attrs.frozen

@@ -75,11 +75,12 @@ import re
 import socket
 import threading
 from types import TracebackType
-from typing import Final
+from typing import Final, TypeVar, cast
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import ThreadingWSGIServer, make_wsgi_app
+from prometheus_client.metrics import MetricWrapperBase
 
 from actorpool.errors import ActorPoolError, ConfigError
 
@@ -94,6 +95,8 @@ __all__ = [
     "PoolMetrics",
     "parse_listen",
 ]
+
+_M = TypeVar("_M", bound=MetricWrapperBase)
 
 #: Docker API calls: a ping takes ~1 ms, an inspect a few ms, a one-shot stats 1-2 s,
 #: and the default request timeout is 30 s; the top bucket catches the slow tail.
@@ -159,6 +162,9 @@ class PoolMetrics:
         self.registry = CollectorRegistry() if registry is None else registry
         self._lock = threading.Lock()
         self._breakers: dict[str, str] = {}
+        # Children of the per-request series, by (metric, labels): prometheus_client's labels()
+        # validates and locks on every call, and the router records four series per request.
+        self._children: dict[tuple[str, tuple[str, ...]], MetricWrapperBase] = {}
         ns, reg = namespace, self.registry
 
         # Pool shape, set by the router on every change and every metrics_interval.
@@ -371,8 +377,8 @@ class PoolMetrics:
         ``outcome`` is ``ok`` or the typed error's class name. A retried request
         calls this once per attempt; see :meth:`request_finished` for the request.
         """
-        self._latency.labels(operation).observe(seconds)
-        self._operations.labels(operation, outcome).inc()
+        self._child(self._latency, "latency", operation).observe(seconds)
+        self._child(self._operations, "operations", operation, outcome).inc()
 
     def request_finished(self, operation: str, seconds: float, outcome: str) -> None:
         """Record one request's answer as its caller saw it, once per request.
@@ -380,8 +386,16 @@ class PoolMetrics:
         ``seconds`` runs from the router receiving the request to the answer;
         ``outcome`` is ``ok`` or the class name of the error the caller got.
         """
-        self._request_duration.labels(operation).observe(seconds)
-        self._requests.labels(operation, outcome).inc()
+        self._child(self._request_duration, "duration", operation).observe(seconds)
+        self._child(self._requests, "requests", operation, outcome).inc()
+
+    def _child(self, metric: _M, name: str, *labels: str) -> _M:
+        # Operations and outcomes (error class names) are few, so the cache stays small.
+        key = (name, labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return cast(_M, child)
 
     def observe_wait(self, seconds: float) -> None:
         """Record how long a request waited in the queue for a free connection."""

@@ -202,9 +202,7 @@ class RetryDue:
 
 @attrs.frozen
 class DeadlinePassed:
-    """A request's deadline passed."""
-
-    request_id: int
+    """The earliest deadline the router armed a timer for has come: fail what is late."""
 
 
 @attrs.frozen

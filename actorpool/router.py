@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import heapq
 import itertools
 import logging
 import random
@@ -30,6 +31,7 @@ from typing import Any
 import attrs
 import pykka
 
+from actorpool.actor import Actor
 from actorpool.backoff import backoff_delay
 from actorpool.breaker import BreakerState, CircuitBreaker
 from actorpool.config import Config
@@ -112,7 +114,6 @@ class _Pending:
     attempt: int = 0
     tried: set[str] = attrs.field(factory=set)
     last_error: BaseException | None = None
-    timer: TimerHandle | None = None
     conn: str | None = None
 
 
@@ -146,7 +147,7 @@ class RouterRef(pykka.ActorRef[Any]):
         super().tell(message)
 
 
-class RouterActor(pykka.ThreadingActor):
+class RouterActor(Actor):
     """Routes requests to connection actors; see the module docstring.
 
     Args:
@@ -181,6 +182,11 @@ class RouterActor(pykka.ThreadingActor):
         self._slots: dict[str, Slot] = {}
         self._queue: collections.deque[_Pending] = collections.deque()
         self._pending: dict[int, _Pending] = {}
+        # (deadline, request id) of every pending request, finished ones removed lazily;
+        # one timer, for the earliest, instead of one timer per request.
+        self._deadlines: list[tuple[float, int]] = []
+        self._deadline_timer: TimerHandle | None = None
+        self._deadline_at = float("inf")
         self._ids = itertools.count(1)
         self._picks = itertools.count(1)
         self._supervisor: pykka.ActorRef[Any] | None = None
@@ -225,7 +231,7 @@ class RouterActor(pykka.ThreadingActor):
         elif isinstance(message, RetryDue):
             self._on_retry_due(message.request_id)
         elif isinstance(message, DeadlinePassed):
-            self._on_deadline(message.request_id)
+            self._on_deadlines()
         elif isinstance(message, ProbeDone):
             self._on_probe_done(message)
         elif isinstance(message, PoolStatus):
@@ -272,9 +278,9 @@ class RouterActor(pykka.ThreadingActor):
         if future is None:
             future = ReplyFuture(now + timeout)
         # The deadline counts from the caller's ask (the fast path made the future then).
-        received = future.deadline - timeout
-        left = max(0.0, future.deadline - now)
-        pending = _Pending(next(self._ids), request, future, received, future.deadline)
+        deadline = future.deadline if future.deadline is not None else now + timeout
+        left = max(0.0, deadline - now)
+        pending = _Pending(next(self._ids), request, future, deadline - timeout, deadline)
         error = self._refusal(now)
         if error is None and self._bucket is not None:
             wait = self._bucket.reserve(now, within=left)
@@ -283,13 +289,13 @@ class RouterActor(pykka.ThreadingActor):
             elif wait > 0:
                 if self._metrics is not None:
                     self._metrics.rate_limited_wait(wait)
-                self._register(pending, left)
+                self._register(pending)
                 self._scheduler.tell_later(wait, self.actor_ref, Admit(pending.id))
                 return pending.future
         if error is not None:
             pending.future.try_set_exception(error)
             return pending.future
-        self._register(pending, left)
+        self._register(pending)
         self._queue.append(pending)
         self._dispatch()
         return pending.future
@@ -314,11 +320,37 @@ class RouterActor(pykka.ThreadingActor):
             "longer timeout, or raise docker.rate_limit.requests_per_second"
         )
 
-    def _register(self, pending: _Pending, timeout: float) -> None:
+    def _register(self, pending: _Pending) -> None:
         self._pending[pending.id] = pending
-        pending.timer = self._scheduler.tell_later(
-            timeout, self.actor_ref, DeadlinePassed(pending.id)
+        if len(self._deadlines) > 2 * len(self._pending) + 64:
+            # Mostly finished requests: rebuild so the heap stays as small as what is pending.
+            self._deadlines = [(p.deadline, p.id) for p in self._pending.values()]
+            heapq.heapify(self._deadlines)
+        else:
+            heapq.heappush(self._deadlines, (pending.deadline, pending.id))
+        if pending.deadline < self._deadline_at:
+            self._arm_deadline_timer(pending.deadline)
+
+    def _arm_deadline_timer(self, when: float) -> None:
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+        self._deadline_at = when
+        self._deadline_timer = self._scheduler.tell_later(
+            when - time.monotonic(), self.actor_ref, DeadlinePassed()
         )
+
+    def _on_deadlines(self) -> None:
+        now = time.monotonic()
+        heap = self._deadlines
+        while heap and (heap[0][0] <= now or heap[0][1] not in self._pending):
+            _, request_id = heapq.heappop(heap)
+            pending = self._pending.get(request_id)
+            if pending is not None:
+                self._finish_error(pending, self._deadline_error(pending), pending.last_error)
+        self._deadline_timer = None
+        self._deadline_at = float("inf")
+        if heap:
+            self._arm_deadline_timer(heap[0][0])
 
     def _on_admit(self, request_id: int) -> None:
         pending = self._pending.get(request_id)
@@ -344,7 +376,7 @@ class RouterActor(pykka.ThreadingActor):
         best: Slot | None = None
         best_key: tuple[bool, int, int] | None = None
         for slot in self._slots.values():
-            if not slot.idle or not slot.usable(now):
+            if slot.running is not None or slot.probing or not slot.usable(now):
                 continue
             # Untried first (retries move on), then least used, then least recently picked.
             key = (slot.id in pending.tried, slot.usage_count, slot.last_pick)
@@ -478,13 +510,6 @@ class RouterActor(pykka.ThreadingActor):
             "check the daemon"
         )
 
-    def _on_deadline(self, request_id: int) -> None:
-        pending = self._pending.get(request_id)
-        if pending is None:
-            return
-        pending.timer = None
-        self._finish_error(pending, self._deadline_error(pending), cause=pending.last_error)
-
     def _finish_error(
         self, pending: _Pending, error: BaseException, cause: BaseException | None = None
     ) -> None:
@@ -503,9 +528,6 @@ class RouterActor(pykka.ThreadingActor):
                 time.monotonic() - pending.received,
                 pending.future.outcome or "abandoned",
             )
-        if pending.timer is not None:
-            pending.timer.cancel()
-            pending.timer = None
 
     # -- connections ---------------------------------------------------------------------------
 
@@ -579,7 +601,7 @@ class RouterActor(pykka.ThreadingActor):
     # -- shape of the pool: load, idle, age ---------------------------------------------------
 
     def _load_changed(self, now: float) -> None:
-        busy = sum(not s.idle for s in self._slots.values())
+        busy = sum(1 for s in self._slots.values() if s.running is not None or s.probing)
         self._monitor.update(now, busy, len(self._queue), len(self._slots))
 
     def _on_tick(self) -> None:
@@ -815,12 +837,13 @@ class RouterActor(pykka.ThreadingActor):
         if self._tick is not None:
             self._tick.cancel()
         error = PoolStopped("the pool was stopped before the request was answered")
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
         for pending in list(self._pending.values()):
             pending.future.try_set_exception(error)
-            if pending.timer is not None:
-                pending.timer.cancel()
         self._queue.clear()
         self._pending.clear()
+        self._deadlines.clear()
 
     def on_stop(self) -> None:
         self._shutdown()

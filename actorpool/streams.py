@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 import pykka
 
+from actorpool.actor import Actor
 from actorpool.config import Config
 from actorpool.errors import (
     BadRequest,
@@ -171,6 +172,11 @@ class _SubEntry:
     kind: str  # logs | events | follow
     key: str = ""  # the stream's key (logs, events)
     follow: str | None = None  # the owning FollowContainers subscription
+    # What the stream was told, kept until it dies or confirms: a message told to a stream
+    # as it fails is dropped with its mailbox, so its failure report cannot list it.
+    spec: Any = None  # the LogSubscriber / EventSubscriber handed to the stream
+    ready: Any = None  # an event subscription's ready callback
+    removing: str | None = None  # told to remove it, with this reason
 
 
 @attrs.frozen
@@ -185,7 +191,7 @@ class _Resolved:
     error: BaseException | None
 
 
-class StreamManager(pykka.ThreadingActor):
+class StreamManager(Actor):
     """Places subscriptions on stream actors and owns their lifecycle.
 
     Start with :meth:`start(config, scheduler, metrics) <pykka.Actor.start>`;
@@ -379,7 +385,7 @@ class StreamManager(pykka.ThreadingActor):
             )
             entry = self._logs[key] = _StreamEntry(ref)
         entry.subs.add(spec.id)
-        self._subs[spec.id] = _SubEntry("logs", key, follow_id)
+        self._subs[spec.id] = _SubEntry("logs", key, follow_id, spec=spec)
         if reply is not None:
             reply.try_set(Subscription(spec.id, "logs", cid))
 
@@ -487,7 +493,7 @@ class StreamManager(pykka.ThreadingActor):
             entry = self._events[key] = _StreamEntry(ref)
             _tell(entry.ref, AddEventSubscriber(subscriber, ready))
         entry.subs.add(subscriber.id)
-        self._subs[subscriber.id] = _SubEntry("events", key, follow)
+        self._subs[subscriber.id] = _SubEntry("events", key, follow, spec=subscriber, ready=ready)
         return True
 
     def _event_subs_closed(self, message: EventSubscriptionsClosed) -> None:
@@ -579,12 +585,26 @@ class StreamManager(pykka.ThreadingActor):
     # -- supervision --
 
     def _remove_log_sub(self, entry: _StreamEntry, sub_id: str, reason: str) -> None:
+        self._mark_removing(sub_id, reason)
         if not _tell_ok(entry.ref, RemoveSubscriber(sub_id, reason)):
             # The stream died: forget the subscription, so that the restart ends it instead.
             entry.subs.discard(sub_id)
             self._subs.pop(sub_id, None)
 
+    def _mark_removing(self, sub_id: str, reason: str) -> None:
+        sub = self._subs.get(sub_id)
+        if sub is not None:
+            sub.removing = reason
+
+    def _lost(self, entry: _StreamEntry | None, reported: set[str]) -> list[_SubEntry]:
+        """Subscriptions of a dead stream that its failure report does not list."""
+        if entry is None:
+            return []
+        subs = (self._subs.get(sub_id) for sub_id in sorted(entry.subs - reported))
+        return [sub for sub in subs if sub is not None and sub.spec is not None]
+
     def _remove_event_sub(self, entry: _StreamEntry, sub_id: str, reason: str) -> None:
+        self._mark_removing(sub_id, reason)
         if not _tell_ok(entry.ref, RemoveEventSubscriber(sub_id, reason)):
             entry.subs.discard(sub_id)
             self._subs.pop(sub_id, None)
@@ -594,11 +614,23 @@ class StreamManager(pykka.ThreadingActor):
         entry = self._logs.get(message.key)
         if entry is not None and entry.ref.actor_urn == message.stream_urn:
             del self._logs[message.key]
+        else:
+            entry = None
         cid = message.container_id
-        specs = [spec for spec in message.subscribers if spec.id in self._subs]
-        for spec in message.subscribers:
-            if spec.id not in self._subs:  # unsubscribed while its stream was dead
-                _tell(spec.ref, LogStreamEnded(cid, "unsubscribed", spec.public_id))
+        # Added as it died: never sent anything, so they start from their own since/tail.
+        lost = [sub.spec for sub in self._lost(entry, {s.id for s in message.subscribers})]
+        specs: list[LogSubscriber] = []
+        for spec in (*message.subscribers, *lost):
+            sub = self._subs.get(spec.id)
+            if sub is not None and sub.removing is None:
+                specs.append(spec)
+                continue
+            # Unsubscribed while (or just before) its stream died.
+            reason = "unsubscribed" if sub is None else sub.removing or "unsubscribed"
+            self._subs.pop(spec.id, None)
+            _tell(spec.ref, LogStreamEnded(cid, reason, spec.public_id))
+            if spec.owner is not None and sub is not None:
+                _tell(spec.owner, SubscriptionEnded(spec.id, cid, reason, dict(spec.resume or {})))
         if self._stopping or not message.follow:
             reason = "pool stopped" if self._stopping else "stream failed"
             for spec in specs:
@@ -630,19 +662,31 @@ class StreamManager(pykka.ThreadingActor):
             self._logs[key] = _StreamEntry(ref, {spec.id for spec in group})
             for spec in group:
                 self._subs[spec.id].key = key
+                self._subs[spec.id].spec = spec
 
     def _event_stream_failed(self, message: EventStreamFailed) -> None:
         """An event stream died: start a new one and hand it the subscriptions."""
         entry = self._events.get(message.key)
-        if entry is not None and entry.ref.actor_urn == message.stream_urn:
+        dead = entry if entry is not None and entry.ref.actor_urn == message.stream_urn else None
+        if dead is not None:
             del self._events[message.key]
             entry = None
-        subs = [sub for sub in message.subscribers if sub.id in self._subs]
-        waiting = [(sub, ready) for sub, ready in message.waiting if sub.id in self._subs]
+        reported = {sub.id for sub in message.subscribers} | {s.id for s, _ in message.waiting}
+        lost = [(sub.spec, sub.ready) for sub in self._lost(dead, reported)]
+
+        def live(sub_id: str) -> bool:
+            sub = self._subs.get(sub_id)
+            if sub is not None and sub.removing is not None:
+                self._subs.pop(sub_id, None)
+                return False
+            return sub is not None
+
+        subs = [sub for sub in message.subscribers if live(sub.id)]
+        waiting = [(sub, ready) for sub, ready in (*message.waiting, *lost) if live(sub.id)]
         for sub in message.subscribers:
             if sub.id not in self._subs:  # unsubscribed while its stream was dead
                 _tell(sub.ref, LogStreamEnded("", "unsubscribed", sub.public_id))
-        for sub, ready in message.waiting:
+        for sub, ready in (*message.waiting, *lost):
             if sub.id not in self._subs:
                 ready(StreamError("the event subscription ended (unsubscribed)"))
         if self._stopping:
@@ -664,6 +708,7 @@ class StreamManager(pykka.ThreadingActor):
             _tell(entry.ref, AddEventSubscriber(sub, ready))
             entry.subs.add(sub.id)
             self._subs[sub.id].key = message.key
+            self._subs[sub.id].spec, self._subs[sub.id].ready = sub, ready
 
     # -- stats --
 

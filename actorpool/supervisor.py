@@ -18,6 +18,7 @@ from typing import Any
 
 import pykka
 
+from actorpool.actor import Actor
 from actorpool.backoff import backoff_delay
 from actorpool.config import Config
 from actorpool.connection import ConnectionActor
@@ -48,7 +49,7 @@ class Bootstrap:
     """Start the initial connections; answered once they are attached to the router."""
 
 
-class SupervisorActor(pykka.ThreadingActor):
+class SupervisorActor(Actor):
     """See the module docstring.
 
     Args:

@@ -55,3 +55,41 @@ def test_get_without_timeout_ends_after_deadline_and_grace(monkeypatch: pytest.M
     with pytest.raises(RequestTimeout, match="did not answer by the request's deadline"):
         fut.get()
     assert 0.15 < time.monotonic() - start < 2
+
+
+def test_derived_futures_follow_the_reply() -> None:
+    fut = ReplyFuture(time.monotonic() + 5)
+    doubled = fut.map(lambda x: x * 2)
+    threading.Timer(0.05, lambda: fut.try_set(21)).start()
+    assert doubled.get(timeout=2) == 42
+    assert fut.get(timeout=0) == 21
+
+
+def test_many_waiters_all_get_the_answer() -> None:
+    fut = ReplyFuture(time.monotonic() + 5)
+    got: list[object] = []
+    waiters = [threading.Thread(target=lambda: got.append(fut.get(timeout=5))) for _ in range(4)]
+    for w in waiters:
+        w.start()
+    fut.try_set("x")
+    for w in waiters:
+        w.join(5)
+    assert got == ["x"] * 4
+
+
+def test_pykka_set_twice_raises_queue_full() -> None:
+    import queue
+
+    fut = ReplyFuture(time.monotonic() + 5)
+    fut.set(1)
+    with pytest.raises(queue.Full):
+        fut.set(2)
+    with pytest.raises(queue.Full):
+        fut.set_exception((RuntimeError, RuntimeError("late"), None))
+    assert fut.get(timeout=0) == 1
+
+
+def test_probe_with_zero_timeout_before_the_answer() -> None:
+    fut = ReplyFuture(time.monotonic() + 5)
+    with pytest.raises(Timeout):
+        fut.get(timeout=0)

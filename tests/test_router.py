@@ -195,6 +195,26 @@ def test_a_request_ends_by_its_deadline(make_config: MakeConfig) -> None:
         assert pool.router.ask(Ping()) is True  # the other connection is free
 
 
+def test_each_request_keeps_its_own_deadline(make_config: MakeConfig) -> None:
+    # One timer serves all deadlines: a short deadline behind a long one, then a long one
+    # behind an expired one, must each end on time.
+    config = make_config(pool={"initial_pool_size": 3, "min_pool_size": 3})
+    with actorpool.start(config) as pool:
+        start = time.monotonic()
+        slow = pool.router.ask(
+            Execute(lambda _c: time.sleep(1.0) or "slow", timeout=5), block=False
+        )
+        short = pool.router.ask(Execute(lambda _c: time.sleep(3), timeout=0.3), block=False)
+        with pytest.raises(RequestTimeout, match=r"0\.3s deadline"):
+            short.get(timeout=5)
+        assert 0.25 < time.monotonic() - start < 0.8
+        later = pool.router.ask(Execute(lambda _c: time.sleep(3), timeout=0.4), block=False)
+        with pytest.raises(RequestTimeout, match=r"0\.4s deadline"):
+            later.get(timeout=5)
+        assert slow.get(timeout=5) == "slow"
+        assert pool.router.ask(Ping()) is True
+
+
 def test_reset_connections_are_retried_on_other_connections(
     sandbox: Sandbox, make_config: MakeConfig
 ) -> None:
