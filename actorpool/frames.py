@@ -42,6 +42,7 @@ from actorpool.messages import LogLine
 
 __all__ = [
     "MAX_FRAME_SIZE",
+    "SECONDS_CACHE",
     "STREAM_NAMES",
     "ChunkedDecoder",
     "FrameError",
@@ -51,6 +52,7 @@ __all__ = [
     "TtyAssembler",
     "format_since",
     "parse_timestamp",
+    "seconds_of",
 ]
 
 #: A frame announcing a longer payload is garbage: the daemon never sends more than 16 KiB
@@ -89,6 +91,9 @@ _GENERAL_TS_RE: Final = re.compile(
 _MAX_CHUNK_LINE: Final = 1024
 _SECONDS_CACHE: dict[bytes, int] = {}
 _SECONDS_CACHE_MAX: Final = 4096
+#: The cache behind :func:`seconds_of`, for hot loops to read with one ``dict.get``
+#: (falling back to :func:`seconds_of` on a miss); never write to it.
+SECONDS_CACHE: Final = _SECONDS_CACHE
 
 
 class FrameError(StreamError):
@@ -118,6 +123,21 @@ def _seconds(prefix: bytes) -> int:
     return calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
 
 
+def seconds_of(prefix: bytes) -> int:
+    """Unix seconds of a ``YYYY-MM-DDTHH:MM:SS`` (UTC) prefix, cached per distinct second.
+
+    Raises:
+        ValueError: Not such a prefix, or not a valid date and time.
+    """
+    seconds = _SECONDS_CACHE.get(prefix)
+    if seconds is None:
+        seconds = _seconds(prefix)
+        if len(_SECONDS_CACHE) >= _SECONDS_CACHE_MAX:
+            _SECONDS_CACHE.clear()
+        _SECONDS_CACHE[prefix] = seconds
+    return seconds
+
+
 def parse_timestamp(value: bytes) -> int:
     """Return a daemon timestamp as integer nanoseconds since the Unix epoch.
 
@@ -135,14 +155,7 @@ def parse_timestamp(value: bytes) -> int:
     if len(value) == _FIXED_TS_LEN and value[29] == _ZULU and value[19] == _DOT:
         fraction = value[20:29]
         if fraction.isdigit():
-            prefix = value[:19]
-            seconds = _SECONDS_CACHE.get(prefix)
-            if seconds is None:
-                seconds = _seconds(prefix)
-                if len(_SECONDS_CACHE) >= _SECONDS_CACHE_MAX:
-                    _SECONDS_CACHE.clear()
-                _SECONDS_CACHE[prefix] = seconds
-            return seconds * _NS + int(fraction)
+            return seconds_of(value[:19]) * _NS + int(fraction)
     return _parse_general(value)
 
 
@@ -322,6 +335,11 @@ class ChunkedDecoder:
         self._line = b""  # a chunk-size line split across reads
         self.done = False
 
+    @property
+    def pending(self) -> bool:
+        """Inside a chunk: its size line, payload or CRLF has not all arrived yet."""
+        return bool(self._left or self._skip or self._line)
+
     def feed(self, data: bytes) -> bytes:
         """Add raw body bytes; return the payload bytes they carry (maybe ``b""``).
 
@@ -462,6 +480,11 @@ class LineAssembler:
     def pending(self) -> int:
         """Bytes of an incomplete line held (0 while discarding a cut line's rest)."""
         return self._size
+
+    @property
+    def busy(self) -> bool:
+        """A line is in progress (pieces held, or a cut line's rest being dropped)."""
+        return self._busy
 
     def feed(self, payload: bytes) -> list[LogLine]:
         """Add one frame payload; return the lines it completes (or cuts), in order.

@@ -43,19 +43,14 @@ import decimal
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Final, Literal
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 import requests.exceptions
 import urllib3.exceptions
 
-from actorpool.frames import (
-    ChunkedDecoder,
-    FrameError,
-    MultiplexedDecoder,
-    TtyAssembler,
-    format_since,
-)
+from actorpool.decoder import LogDecoder
+from actorpool.frames import ChunkedDecoder, FrameError, format_since
 
 if TYPE_CHECKING:
     from docker import APIClient
@@ -85,6 +80,17 @@ _SHORT_READ: Final = 16
 DEFAULT_MAX_LINE_SIZE: Final = 1024 * 1024
 
 EndReason = Literal["complete", "closed", "cut"]
+
+_T = TypeVar("_T")
+
+
+def _same(data: bytes) -> bytes:
+    return data
+
+
+def _never() -> bool:
+    return False
+
 
 # Content types of API >= 1.42 daemons (20.10 sends none, so the caller must know TTY-ness).
 _RAW_STREAM: Final = "application/vnd.docker.raw-stream"
@@ -136,6 +142,8 @@ class RawLogStream:
         self.bytes_read = 0
         self._response = response
         self._sock = _response_socket(response)
+        # Decided before anything reads the body (http.client would start on the chunks).
+        self._chunked = _chunked_body(response) is not None
         self._lock = threading.Lock()
         self._closed = False
         self._reading = False
@@ -176,8 +184,22 @@ class RawLogStream:
             self._finish("closed", None)
             self._release()
 
+    @property
+    def chunked(self) -> bool:
+        """The body is read raw, HTTP chunked coding included (the daemon's usual answer)."""
+        return self._chunked
+
+    def decoder(self, *, max_line_size: int) -> LogDecoder:
+        """A :class:`~actorpool.decoder.LogDecoder` for this body, for :meth:`batches`."""
+        return LogDecoder(
+            tty=self.tty,
+            timestamps=self.timestamps,
+            max_line_size=max_line_size,
+            chunked=self._chunked,
+        )
+
     def chunks(self) -> Iterator[bytes]:
-        """Yield the body's bytes as they arrive, up to :attr:`buffer_size` per read.
+        """Yield the body's bytes (chunking undone) as they come, up to :attr:`buffer_size` a read.
 
         A read returns what the socket holds (it never waits to fill the
         buffer), so a follow stream's new line is yielded as soon as it
@@ -194,6 +216,30 @@ class RawLogStream:
             FrameError: The HTTP chunked encoding is broken.
             RuntimeError: Another iteration is already running.
         """
+        if not self._chunked:
+            return self._iterate(_same, _never)
+        dechunk = ChunkedDecoder()
+        return self._iterate(dechunk.feed, lambda: dechunk.done)
+
+    def batches(self, decoder: LogDecoder) -> Iterator[list[LogLine]]:
+        """Like :meth:`chunks`, but yield the lines ``decoder`` makes of each read (if any).
+
+        ``decoder`` comes from :meth:`decoder`; it also undoes the chunked
+        coding, in the same pass. Ends, raises and blocks like :meth:`chunks`
+        (a :class:`~actorpool.frames.FrameError` ends the stream as ``"cut"``).
+        """
+
+        def decode(data: bytes) -> list[LogLine]:
+            lines: list[LogLine] = []
+            decoder.feed_into(data, lines)
+            return lines
+
+        return self._iterate(decode, lambda: decoder.done)
+
+    def _iterate(
+        self, consume: Callable[[bytes], _T], finished: Callable[[], bool]
+    ) -> Iterator[_T]:
+        # The one read loop: consume() runs inside it, so its errors end the stream as "cut".
         with self._lock:
             if self._reading:
                 msg = f"{self!r} is already being read; iterate chunks() from one place only"
@@ -204,11 +250,16 @@ class RawLogStream:
                 return
             self._reading = True
         try:
-            fp = _chunked_body(self._response)
-            if fp is not None:
-                yield from self._dechunk(fp)
+            fp = _chunked_body(self._response) if self._chunked else None
+            for data in self._reads(fp):
+                item = consume(data)
+                if item:
+                    yield item
+                if finished():
+                    break
             else:
-                yield from self._plain()
+                if fp is not None:  # the connection ended before the last chunk
+                    self._finish("closed" if self._closed else "cut", _body_cut(self))
         except _READ_ERRORS as exc:
             self._finish("closed" if self._closed else "cut", exc)
         except FrameError as exc:
@@ -223,39 +274,18 @@ class RawLogStream:
                 self._finish("closed", None)
             self._release()
 
-    def _plain(self) -> Iterator[bytes]:
-        # Not chunked (or not reachable): urllib3 frames the body; read1 returns what is there.
-        raw = self._response.raw
+    def _reads(self, fp: Any) -> Iterator[bytes]:
+        # Chunked: straight off the connection's buffered socket, around urllib3 (which would
+        # read chunk by chunk). Not chunked: urllib3 frames the body; read1 returns what is there.
+        read = fp.read1 if fp is not None else self._response.raw.read1
         size = self.buffer_size
         short, pause = size // _SHORT_READ, self.coalesce
         while True:
-            data = raw.read1(size)
+            data = read(size)
             if not data:
                 return
             self.bytes_read += len(data)
             yield data
-            if len(data) < short and pause and not self._closed:
-                time.sleep(pause)
-
-    def _dechunk(self, fp: Any) -> Iterator[bytes]:
-        # Undo HTTP/1.1 chunked transfer coding over large reads. The daemon flushes
-        # every log message as its own HTTP chunk, so urllib3's chunk-at-a-time reading
-        # costs one Python-level read per line; this costs one per socket read.
-        size = self.buffer_size
-        short, pause = size // _SHORT_READ, self.coalesce
-        decoder = ChunkedDecoder()
-        decode = decoder.feed
-        while True:
-            data = fp.read1(size)
-            if not data:
-                self._finish("closed" if self._closed else "cut", _body_cut(self))
-                return
-            self.bytes_read += len(data)
-            body = decode(data)
-            if body:
-                yield body
-            if decoder.done:
-                return
             if len(data) < short and pause and not self._closed:
                 time.sleep(pause)
 
@@ -461,13 +491,7 @@ class LineReader:
     def __init__(self, raw: RawLogStream, *, max_line_size: int) -> None:
         self.raw = raw
         self.max_line_size = max_line_size
-        self._decoder: TtyAssembler | MultiplexedDecoder
-        if raw.tty:
-            self._decoder = TtyAssembler(timestamps=raw.timestamps, max_line_size=max_line_size)
-        else:
-            self._decoder = MultiplexedDecoder(
-                timestamps=raw.timestamps, max_line_size=max_line_size
-            )
+        self._decoder = raw.decoder(max_line_size=max_line_size)
         self._batches = self._read()
 
     def __iter__(self) -> LineReader:
@@ -482,12 +506,7 @@ class LineReader:
         return self._decoder.truncated
 
     def _read(self) -> Iterator[list[LogLine]]:
-        feed = self._decoder.feed_into
-        for chunk in self.raw.chunks():
-            batch: list[LogLine] = []
-            feed(chunk, batch)
-            if batch:
-                yield batch
+        yield from self.raw.batches(self._decoder)
         if self.raw.end_reason == "complete":
             try:
                 batch = self._decoder.flush()

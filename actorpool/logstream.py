@@ -98,6 +98,7 @@ from actorpool.backoff import backoff_delay
 from actorpool.classify import RETRYABLE_STATUS, classify
 from actorpool.client import make_client
 from actorpool.config import Config
+from actorpool.decoder import LogDecoder
 from actorpool.errors import (
     Conflict,
     DockerError,
@@ -107,7 +108,7 @@ from actorpool.errors import (
     RequestTimeout,
     StreamError,
 )
-from actorpool.frames import FrameParser, LineAssembler, TtyAssembler, format_since
+from actorpool.frames import format_since
 from actorpool.logread import open_logs
 from actorpool.messages import LogChunk, LogLine, LogStreamEnded, LogStreamError
 from actorpool.metrics import PoolMetrics
@@ -158,6 +159,8 @@ _NEW_SOURCE_MARGIN: Final = 1 * _NS  # see _WindowDone handling
 _JOIN_TIMEOUT: Final = 2.0  # seconds on_stop waits for each reader thread
 _LAST: Final = 1 << 62  # a count above any real one
 _DATA: Final = operator.attrgetter("data")
+_STREAM: Final = operator.attrgetter("stream")
+_SOURCES: Final = ("stdout", "stderr")
 
 _UNAVAILABLE = (DockerUnavailable, RequestTimeout, StreamError)
 
@@ -313,31 +316,34 @@ def advance(cursors: dict[str, Cursor], lines: list[LogLine] | tuple[LogLine, ..
 
     Only the tail of the batch matters: for each source, its last line's
     timestamp and how many lines of that source in a row (going back, across
-    batches) share it.
+    batches) share it. Each source's last line is found by a C-level search
+    (a batch of one source would otherwise be walked whole, looking for the
+    other), so this costs the length of the final run, not of the batch.
     """
-    seen: set[str] = set()
-    for i in range(len(lines) - 1, -1, -1):
-        source = lines[i].stream
-        if source in seen:
+    n = len(lines)
+    if not n:
+        return
+    newest_first = list(map(_STREAM, reversed(lines)))
+    for source in _SOURCES:
+        try:
+            i = n - 1 - newest_first.index(source)
+        except ValueError:
             continue
         ts = lines[i].timestamp
-        n = 1
+        run = 1
         j = i - 1
         while j >= 0:
             other = lines[j]
             if other.stream == source:
                 if other.timestamp != ts:
                     break
-                n += 1
+                run += 1
             j -= 1
         else:
             prev = cursors.get(source)
             if prev is not None and prev[0] == ts:
-                n += prev[1]
-        cursors[source] = (ts, n)
-        seen.add(source)
-        if len(seen) == 2:
-            return
+                run += prev[1]
+        cursors[source] = (ts, run)
 
 
 # --- messages ------------------------------------------------------------------------------
@@ -553,51 +559,6 @@ class _Feed:
             self.cond.notify_all()
 
 
-class _Decoder:
-    """Raw stream bytes -> LogLines, for a multiplexed or a TTY stream."""
-
-    def __init__(self, *, tty: bool, max_line_size: int) -> None:
-        self.tty = tty
-        self._parser: FrameParser | None = None
-        self._tty: TtyAssembler | None = None
-        self._out: LineAssembler | None = None
-        self._err: LineAssembler | None = None
-        if tty:
-            self._tty = TtyAssembler(timestamps=True, max_line_size=max_line_size)
-        else:
-            self._parser = FrameParser()
-            self._out = LineAssembler("stdout", timestamps=True, max_line_size=max_line_size)
-            self._err = LineAssembler("stderr", timestamps=True, max_line_size=max_line_size)
-
-    def feed(self, raw: bytes) -> list[LogLine]:
-        lines: list[LogLine] = []
-        if self._tty is not None:
-            self._tty.feed_into(raw, lines)
-            return lines
-        assert self._parser is not None
-        assert self._out is not None
-        assert self._err is not None
-        out, err = self._out, self._err
-        for stream_id, payload in self._parser.feed(raw):
-            (err if stream_id == 2 else out).feed_into(payload, lines)
-        return lines
-
-    def flush(self) -> list[LogLine]:
-        if self._tty is not None:
-            return self._tty.flush()
-        assert self._out is not None
-        assert self._err is not None
-        return self._out.flush() + self._err.flush()
-
-    @property
-    def truncated(self) -> int:
-        if self._tty is not None:
-            return self._tty.truncated
-        assert self._out is not None
-        assert self._err is not None
-        return self._out.truncated + self._err.truncated
-
-
 class _Skipper:
     """Drops what a resumed read repeats: the lines up to one source's cursor.
 
@@ -705,7 +666,7 @@ class _Reader(threading.Thread):
         self._lock = threading.Lock()
         self._stream: Any = None
         self._client: APIClient | None = None
-        self._last: _Decoder | None = None  # the last read's decoder (holds an unfinished line)
+        self._last: LogDecoder | None = None  # the last read's decoder (holds an unfinished line)
         self._opened = False  # the last _read got the daemon's answer
 
     # -- control (any thread) --
@@ -775,7 +736,7 @@ class _Reader(threading.Thread):
         tail: int | Literal["all"],
         skip: _Skipper | None = None,
         resumed: bool = False,
-    ) -> _Decoder:
+    ) -> LogDecoder:
         """One request: open, decode, deliver until the daemon ends it; return its decoder."""
         client = self._get_client()
         stream = open_logs(
@@ -796,11 +757,10 @@ class _Reader(threading.Thread):
                 raise _Stopped
             self._stream = stream
         self._opened = True
-        decoder = _Decoder(tty=stream.tty, max_line_size=self._ctx.config.streams.max_line_size)
+        decoder = stream.decoder(max_line_size=self._ctx.config.streams.max_line_size)
         try:
             seen = 0
-            for raw in stream.chunks():
-                lines = decoder.feed(raw)
+            for lines in stream.batches(decoder):
                 if lines:
                     if skip is not None and not skip.done:
                         lines = skip.filter(lines)

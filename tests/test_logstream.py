@@ -93,6 +93,22 @@ def test_advance_counts_lines_sharing_the_last_timestamp_per_source() -> None:
     assert cursors["stdout"] == (8, 1)
 
 
+def test_advance_skips_the_other_source_inside_a_run() -> None:
+    cursors: dict[str, tuple[int, int]] = {"stderr": (3, 1)}
+    batch = [
+        LogLine("stdout", 9, b"a"),
+        LogLine("stderr", 9, b"x"),
+        LogLine("stdout", 9, b"b"),
+        LogLine("stdout", 9, b"c"),
+    ]
+    advance(cursors, batch)
+    assert cursors == {"stdout": (9, 3), "stderr": (9, 1)}
+    advance(cursors, [LogLine("stderr", 9, b"y")])  # stdout untouched by a stderr-only batch
+    assert cursors == {"stdout": (9, 3), "stderr": (9, 2)}
+    advance(cursors, [])
+    assert cursors == {"stdout": (9, 3), "stderr": (9, 2)}
+
+
 def test_since_ns_reads_both_forms_exactly() -> None:
     assert since_ns("1700000000.000000123") == 1_700_000_000_000_000_123
     assert since_ns("1700000000") == 1_700_000_000 * 10**9
