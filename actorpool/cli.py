@@ -28,41 +28,54 @@ Exit codes:
     130  interrupted (Ctrl-C)
 
 Errors are one line on stderr, never a traceback (``--debug`` shows it).
+
+The command line is three modules: :mod:`actorpool.cliargs` declares it (the
+parser, the option values, the exit codes), :mod:`actorpool.printer` writes
+to the terminal (log lines, tables, the ``LinePrinter`` actor), and this one
+runs it: the configuration a command uses, the commands themselves, signals
+and :func:`main`.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import functools
 import logging
 import os
 import queue
-import re
 import signal
 import socket
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from types import FrameType
-from typing import Any, Literal, NoReturn, TextIO, cast
+from typing import Any, cast
 
 import attrs
 import pykka
 import yaml
 
 import actorpool
-from actorpool.actor import Actor
+from actorpool.cliargs import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_UNHEALTHY,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    Handlers,
+    parse_since,
+)
+from actorpool.cliargs import build_parser as _build_parser
 from actorpool.config import (
     DEFAULT_SOCKET,
     Config,
     config_to_dict,
     load_config,
     normalize_socket_path,
-    parse_duration,
 )
 from actorpool.errors import (
     ActorPoolError,
@@ -77,16 +90,24 @@ from actorpool.messages import (
     FollowContainers,
     InspectContainer,
     ListContainers,
-    LogChunk,
-    LogLine,
-    LogStreamEnded,
-    LogStreamError,
     Ping,
-    PoolStatusReport,
     SubscribeLogs,
 )
 from actorpool.obslog import configure_logging
+from actorpool.printer import (
+    GetStats,
+    LinePrinter,
+    Names,
+    Output,
+    PrinterStats,
+    Status,
+    health_line,
+    health_table,
+    short,
+    table,
+)
 
+# EXIT_* and parse_since live in actorpool.cliargs; they stay importable from here.
 __all__ = [
     "EXIT_ERROR",
     "EXIT_INTERRUPTED",
@@ -101,25 +122,6 @@ __all__ = [
     "resolve_config",
 ]
 
-EXIT_OK = 0
-EXIT_UNHEALTHY = 1
-EXIT_USAGE = 2
-EXIT_UNREACHABLE = 3
-EXIT_ERROR = 4
-EXIT_INTERRUPTED = 130
-
-_EXIT_CODES = """\
-exit codes:
-  0    ok
-  1    the pool is degraded or unhealthy (health)
-  2    usage or configuration error
-  3    cannot reach Docker (monitor: and cannot start a private daemon)
-  4    any other actorpool error (e.g. no such container, metrics port in use)
-  130  interrupted (Ctrl-C)
-
-The daemon address comes from -H, else the config file's docker.pool.socket_path,
-else DOCKER_HOST, else unix:///var/run/docker.sock.
-"""
 
 # How long the up-front ping waits: long enough for a busy daemon, short enough
 # that "no daemon" is an answer rather than a hang.
@@ -128,12 +130,6 @@ PING_TIMEOUT = 2.0
 # How long a command waits for the pool to stop (monitor must be gone within 2 s).
 _STOP_TIMEOUT = 1.5
 
-# The reason of the LogStreamEnded every stream sends when the pool stops: not news.
-_POOL_STOPPED = "pool stopped"
-
-# Name colours, in order of first appearance (docker compose's palette).
-_PALETTE = ("36", "33", "32", "35", "34", "96", "93", "92", "95", "94")
-
 
 class CliError(Exception):
     """A command failed in a way the user can fix: ``message`` and the exit ``code``."""
@@ -141,228 +137,6 @@ class CliError(Exception):
     def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
         super().__init__(message)
         self.code = code
-
-
-# --------------------------------------------------------------------------- arguments
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line usage errors (exit 2) that point at ``--help``."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def _add_common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
-    # The top-level parser holds the defaults; a subcommand's copies default to
-    # SUPPRESS so `actorpool -H x ps` and `actorpool ps -H x` both work.
-    def default(value: object) -> object:
-        return argparse.SUPPRESS if suppress else value
-
-    group = parser.add_argument_group("global options")
-    group.add_argument(
-        "--config", metavar="FILE", default=default(None), help="YAML configuration file"
-    )
-    group.add_argument(
-        "-H",
-        "--host",
-        metavar="HOST",
-        default=default(None),
-        help="daemon address: unix:///path/docker.sock or tcp://host:port (overrides all else)",
-    )
-    group.add_argument(
-        "--log-level",
-        default=default("warning"),
-        choices=("debug", "info", "warning", "error", "critical"),
-        type=str.lower,
-        help="actorpool's own log level (default: warning)",
-    )
-    group.add_argument(
-        "--log-json",
-        action="store_true",
-        default=default(False),
-        help="write actorpool's own log records as JSON lines",
-    )
-    group.add_argument(
-        "--debug",
-        action="store_true",
-        default=default(False),
-        help="show a traceback when a command fails",
-    )
-
-
-def _filter_arg(value: str) -> tuple[str, str]:
-    key, sep, val = value.partition("=")
-    if not sep or not key:
-        msg = f"filter must be key=value (e.g. label=app=web, status=running), got {value!r}"
-        raise argparse.ArgumentTypeError(msg)
-    return key, val
-
-
-def _seconds_arg(value: str) -> float:
-    try:
-        seconds = parse_duration(value, "value")
-    except ConfigError:
-        msg = f"must be a number of seconds or a duration like 500ms, 5s, 2m; got {value!r}"
-        raise argparse.ArgumentTypeError(msg) from None
-    if seconds <= 0:
-        msg = f"must be more than zero seconds, got {value!r}"
-        raise argparse.ArgumentTypeError(msg)
-    return seconds
-
-
-def _tail_arg(value: str) -> int | Literal["all"]:
-    if value == "all":
-        return "all"
-    if value.isdigit():
-        return int(value)
-    msg = f"must be 'all' or a number of lines, got {value!r}"
-    raise argparse.ArgumentTypeError(msg)
-
-
-def _since_arg(value: str) -> str:
-    try:
-        return parse_since(value)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The ``actorpool`` argument parser (each command's handler in ``func``)."""
-    parser = _Parser(
-        prog="actorpool",
-        description="Talk to Docker through a pool of actor connections.",
-        epilog=_EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--version", action="version", version=f"actorpool {actorpool.__version__}")
-    _add_common(parser, suppress=False)
-    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
-
-    def command(name: str, help_text: str, func: Callable[[argparse.Namespace], int]) -> Any:
-        sub = commands.add_parser(
-            name,
-            help=help_text,
-            description=help_text,
-            epilog=_EXIT_CODES,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        _add_common(sub, suppress=True)
-        sub.set_defaults(func=func)
-        return sub
-
-    ps = command("ps", "List containers through the pool (like docker ps).", _cmd_ps)
-    ps.add_argument("-a", "--all", action="store_true", help="include stopped containers")
-    ps.add_argument(
-        "-f",
-        "--filter",
-        action="append",
-        type=_filter_arg,
-        default=[],
-        metavar="KEY=VALUE",
-        help="Docker filter, repeatable (label=app=web, status=exited, name=db)",
-    )
-    ps.add_argument("-q", "--quiet", action="store_true", help="only print container ids")
-    ps.add_argument("--no-trunc", action="store_true", help="do not shorten ids and commands")
-
-    logs = command(
-        "logs",
-        "Print the logs of one or more containers (like docker logs); stdout lines go to "
-        "stdout and stderr lines to stderr, prefixed by the container's name when there are "
-        "several.",
-        _cmd_logs,
-    )
-    logs.add_argument("containers", nargs="+", metavar="CONTAINER", help="container id or name")
-    logs.add_argument("-f", "--follow", action="store_true", help="follow new lines")
-    logs.add_argument(
-        "--since",
-        type=_since_arg,
-        help="only lines since a time: 2024-01-31T12:00:00Z, Unix seconds, or ago (10m, 1h30m)",
-    )
-    logs.add_argument(
-        "-n", "--tail", type=_tail_arg, default="all", help="lines from the end (default: all)"
-    )
-    logs.add_argument("-t", "--timestamps", action="store_true", help="show timestamps")
-
-    monitor = command(
-        "monitor",
-        "Follow and print the logs of every matching container, including ones that start "
-        "later, serve Prometheus metrics and print a pool health line every few seconds. "
-        "With no daemon reachable at the default address it starts a private sandbox daemon "
-        "with demo containers (needs root) and removes it on exit.",
-        _cmd_monitor,
-    )
-    monitor.add_argument(
-        "-f",
-        "--filter",
-        action="append",
-        type=_filter_arg,
-        default=[],
-        metavar="KEY=VALUE",
-        help="which containers to follow, repeatable (e.g. label=app=web); default: all",
-    )
-    monitor.add_argument(
-        "--metrics",
-        metavar="HOST:PORT",
-        help="serve Prometheus metrics here (sets docker.monitoring.listen; port 0 = any)",
-    )
-    monitor.add_argument(
-        "--summary-interval",
-        type=_seconds_arg,
-        default=5.0,
-        metavar="SECONDS",
-        help="seconds between pool health lines on stderr (default: 5)",
-    )
-    monitor.add_argument(
-        "-n",
-        "--tail",
-        type=_tail_arg,
-        default=10,
-        help="lines of history of the containers already running (default: 10; 'all' for "
-        "everything); containers that start later are shown from their first line",
-    )
-    monitor.add_argument("-t", "--timestamps", action="store_true", help="show timestamps")
-    sandbox = monitor.add_mutually_exclusive_group()
-    sandbox.add_argument(
-        "--sandbox",
-        dest="sandbox",
-        action="store_true",
-        default=None,
-        help="always start a private sandbox daemon with demo containers (needs root)",
-    )
-    sandbox.add_argument(
-        "--no-sandbox",
-        dest="sandbox",
-        action="store_false",
-        help="never start a sandbox daemon; fail if no daemon is reachable",
-    )
-    monitor.add_argument(
-        "--duration", type=_seconds_arg, metavar="SECONDS", help="stop by itself after this long"
-    )
-
-    command(
-        "health",
-        "Check the pool (one ping through every connection) and print each connection's "
-        "health, breaker, usage and age; exit 1 when the pool is degraded. Usable as a "
-        "container health check.",
-        _cmd_health,
-    )
-
-    config = command("config", "Configuration commands.", _cmd_config_help)
-    config_commands = config.add_subparsers(title="commands", metavar="COMMAND")
-    check = config_commands.add_parser(
-        "check",
-        help="validate a configuration file and print the effective configuration",
-        description="Validate a configuration file (default: --config, else the defaults) and "
-        "print the effective configuration, defaults filled in, as YAML. Exit 2 when invalid.",
-        epilog=_EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _add_common(check, suppress=True)
-    check.add_argument("file", nargs="?", metavar="FILE", help="the YAML file to check")
-    check.set_defaults(func=_cmd_config_check)
-    config.set_defaults(_config_parser=config)
-    return parser
 
 
 # --------------------------------------------------------------------------- configuration
@@ -457,288 +231,6 @@ def _filters(pairs: Sequence[tuple[str, str]]) -> dict[str, list[str]] | None:
     return result or None
 
 
-_AGO = re.compile(r"^(?:\d+(?:\.\d+)?(?:ms|s|m|h))+$")
-_AGO_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNIX = re.compile(r"^(\d+)(?:\.(\d{1,9}))?$")
-_ISO_FRACTION = re.compile(r"\.(\d+)")
-
-
-def parse_since(value: str, *, now: float | None = None) -> str:
-    """Turn a ``--since`` value into the daemon's exact ``"seconds.nanoseconds"``.
-
-    Accepts what ``docker logs --since`` does: an RFC 3339 time
-    (``2024-01-31T12:00:00.5Z``; no zone means UTC), Unix seconds
-    (``1706702400.5``), or a duration ago (``90s``, ``10m``, ``1h30m``).
-
-    Raises:
-        ValueError: None of those.
-    """
-    text = value.strip()
-    unix = _UNIX.match(text)
-    if unix:
-        return f"{unix[1]}.{(unix[2] or '').ljust(9, '0')}"
-    if _AGO.match(text):
-        # Integer nanoseconds: float seconds since 1970 cannot hold nanoseconds exactly.
-        units = {"ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000}
-        ago = sum(round(float(n) * units[unit]) for n, unit in _AGO_PART.findall(text))
-        ns = (time.time_ns() if now is None else round(now * 1e9)) - ago
-        return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
-    fraction = _ISO_FRACTION.search(text)
-    nanos = int(fraction[1][:9].ljust(9, "0")) if fraction else 0
-    try:
-        moment = datetime.datetime.fromisoformat(_ISO_FRACTION.sub("", text, count=1))
-    except ValueError:
-        msg = (
-            f"--since must be a time (2024-01-31T12:00:00Z), Unix seconds or a duration "
-            f"ago (10m, 1h30m), got {value!r}"
-        )
-        raise ValueError(msg) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.UTC)
-    return f"{int(moment.timestamp())}.{nanos:09d}"
-
-
-# --------------------------------------------------------------------------- output
-
-
-def _colour_enabled(stream: TextIO) -> bool:
-    # https://no-color.org: any non-empty NO_COLOR turns colour off.
-    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
-        return False
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
-def _format_timestamp(ns: int) -> str:
-    seconds, nanos = divmod(ns, 1_000_000_000)
-    moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{nanos:09d}Z"
-
-
-class _Output:
-    """Writes log lines: stdout lines to stdout, stderr lines to stderr, name-prefixed.
-
-    Colour is decided per stream (a TTY, and ``NO_COLOR`` unset), so
-    ``actorpool logs x 2>err.txt`` keeps colour codes out of the file.
-    Not thread-safe: once a :class:`LinePrinter` writes to it, every line goes
-    through that actor (``_Status`` for actorpool's own lines).
-    """
-
-    def __init__(
-        self,
-        *,
-        prefix: bool,
-        timestamps: bool,
-        stdout: TextIO | None = None,
-        stderr: TextIO | None = None,
-    ) -> None:
-        self.stdout = sys.stdout if stdout is None else stdout
-        self.stderr = sys.stderr if stderr is None else stderr
-        self.prefix = prefix
-        self.timestamps = timestamps
-        self._colour = {
-            "stdout": _colour_enabled(self.stdout),
-            "stderr": _colour_enabled(self.stderr),
-        }
-        self._colours: dict[str, str] = {}
-        self._width = 0
-
-    def reserve(self, names: Iterable[str]) -> None:
-        """Widen the name column for ``names`` now, so later lines stay aligned."""
-        self._width = max([self._width, *(len(name) for name in names)])
-
-    def _prefix(self, name: str, stream: str) -> str:
-        if not self.prefix:
-            return ""
-        colour = self._colours.setdefault(name, _PALETTE[len(self._colours) % len(_PALETTE)])
-        self._width = max(self._width, len(name))
-        label = f"{name:<{self._width}} | "
-        return f"\x1b[{colour}m{label}\x1b[0m" if self._colour[stream] else label
-
-    def lines(self, name: str, lines: Sequence[LogLine], *, flush: bool = True) -> int:
-        """Write ``lines`` of container ``name``; return how many were written.
-
-        ``flush`` (the default) pushes them out at once, as following needs;
-        a one-off dump of a log flushes once at the end instead.
-        """
-        touched: set[TextIO] = set()
-        for line in lines:
-            target = self.stderr if line.stream == "stderr" else self.stdout
-            stamp = (
-                f"{_format_timestamp(line.timestamp)} "
-                if self.timestamps and line.timestamp
-                else ""
-            )
-            cut = " [truncated]" if line.truncated else ""
-            target.write(f"{self._prefix(name, line.stream)}{stamp}{line.text}{cut}\n")
-            touched.add(target)
-        if flush:
-            for target in touched:
-                target.flush()
-        return len(lines)
-
-    def notice(self, name: str, text: str) -> None:
-        """A line about a stream (ended, failed), on stderr, dimmed on a TTY."""
-        body = f"-- {text}"
-        if self._colour["stderr"]:
-            body = f"\x1b[2m{body}\x1b[0m"
-        self.stderr.write(f"{self._prefix(name, 'stderr')}{body}\n")
-        self.stderr.flush()
-
-    def status(self, text: str) -> None:
-        """A line of actorpool's own (startup, health summary) on stderr."""
-        if self._colour["stderr"]:
-            text = f"\x1b[1m{text}\x1b[0m"
-        self.stderr.write(f"{text}\n")
-        self.stderr.flush()
-
-
-# --------------------------------------------------------------------------- the printer actor
-
-
-@attrs.frozen
-class _Names:
-    """Tell the printer the names of containers (id -> name)."""
-
-    names: Mapping[str, str]
-
-
-@attrs.frozen
-class _Status:
-    """Tell the printer to print one of actorpool's own lines (a health summary) on stderr."""
-
-    text: str
-
-
-@attrs.frozen
-class _GetStats:
-    """Ask the printer for a :class:`PrinterStats`."""
-
-
-@attrs.frozen
-class PrinterStats:
-    """What a :class:`LinePrinter` has seen so far.
-
-    Attributes:
-        lines: Lines printed.
-        streaming: Containers whose stream delivered and has not ended.
-        ended: Streams that ended (any reason).
-        failed: Streams that gave up with an error.
-        broken: The output was closed (e.g. a pipe to ``head``); nothing more is printed.
-    """
-
-    lines: int
-    streaming: int
-    ended: int
-    failed: int
-    broken: bool
-
-
-class LinePrinter(Actor):
-    """A subscriber actor that prints the ``LogChunk`` messages the pool sends it.
-
-    The pool's streams name containers by id. Chunks of a container whose
-    name the printer does not know yet are held, and ``resolve(id)`` is
-    called once (from the printer's thread; it must not block): whoever
-    resolves it tells the printer ``_Names`` and the held chunks are printed
-    in order. Resolving is done by the CLI's main thread, because an actor
-    must never wait on another actor's reply.
-
-    Args:
-        output: Where lines go.
-        names: Known container names by id.
-        resolve: Called with an unknown container id; ``None`` prints short ids.
-        expect: Set ``done`` once this many streams have ended (``logs -f``).
-        done: Set when ``expect`` streams ended or the output broke.
-        notices: Print a line on stderr when a stream ends.
-    """
-
-    def __init__(
-        self,
-        output: _Output,
-        *,
-        names: Mapping[str, str] | None = None,
-        resolve: Callable[[str], None] | None = None,
-        expect: int | None = None,
-        done: threading.Event | None = None,
-        notices: bool = False,
-    ) -> None:
-        super().__init__()
-        self._output = output
-        self._names = dict(names or {})
-        output.reserve(self._names.values())
-        self._resolve = resolve
-        self._expect = expect
-        self._done = done
-        self._notices = notices
-        self._held: dict[str, list[Any]] = {}
-        self._streaming: set[str] = set()
-        self._lines = 0
-        self._ended = 0
-        self._failed = 0
-        self._broken = False
-
-    def on_receive(self, message: Any) -> Any:
-        if isinstance(message, LogChunk | LogStreamEnded | LogStreamError):
-            self._stream_message(message)
-        elif isinstance(message, _Names):
-            self._names.update(message.names)
-            self._output.reserve(message.names.values())
-            for cid in message.names:
-                for held in self._held.pop(cid, []):
-                    self._stream_message(held)
-        elif isinstance(message, _Status):
-            self._guarded(self._output.status, message.text)
-        elif isinstance(message, _GetStats):
-            return PrinterStats(
-                self._lines, len(self._streaming), self._ended, self._failed, self._broken
-            )
-        return None
-
-    def _stream_message(self, message: LogChunk | LogStreamEnded | LogStreamError) -> None:
-        cid = message.container_id
-        if not cid:  # the end of a FollowContainers subscription as a whole
-            self._guarded(self._print, "actorpool", message)
-            return
-        if cid in self._held:
-            self._held[cid].append(message)
-            return
-        name = self._names.get(cid)
-        if name is None and self._resolve is not None:
-            self._held[cid] = [message]
-            self._resolve(cid)
-            return
-        self._guarded(self._print, name or cid[:12], message)
-
-    def _guarded(self, write: Callable[..., None], *args: Any) -> None:
-        try:
-            write(*args)
-        except OSError:  # stdout closed (a pipe to `head`): stop printing, let the CLI end
-            self._broken = True
-            if self._done is not None:
-                self._done.set()
-
-    def _print(self, name: str, message: LogChunk | LogStreamEnded | LogStreamError) -> None:
-        cid = message.container_id
-        if isinstance(message, LogChunk):
-            if self._broken:
-                return
-            self._streaming.add(cid)
-            self._lines += self._output.lines(name, message.lines)
-            return
-        self._streaming.discard(cid)
-        self._ended += 1
-        if isinstance(message, LogStreamError):
-            self._failed += 1
-            self._output.notice(name, f"log stream failed: {message.error}")
-        elif self._notices and message.reason != _POOL_STOPPED:
-            self._output.notice(name, f"log stream ended ({message.reason})")
-        if self._expect is not None and self._ended >= self._expect and self._done is not None:
-            self._done.set()
-
-
 # --------------------------------------------------------------------------- signals
 
 
@@ -819,18 +311,6 @@ def _container_ref(value: str) -> str:
     return value
 
 
-def _short(text: str, width: int, no_trunc: bool) -> str:
-    return text if no_trunc or len(text) <= width else text[: width - 1] + "…"
-
-
-def _table(rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "   ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
-
-
 def _cmd_ps(args: argparse.Namespace) -> int:
     config = _without_metrics(resolve_config(args))
     _check_reachable(config)
@@ -847,12 +327,12 @@ def _cmd_ps(args: argparse.Namespace) -> int:
             (
                 c["Id"] if args.no_trunc else c["Id"][:12],
                 c.get("Image", ""),
-                '"' + _short(c.get("Command", ""), 20, args.no_trunc) + '"',
+                '"' + short(c.get("Command", ""), 20, args.no_trunc) + '"',
                 c.get("Status", ""),
                 ",".join(n.lstrip("/") for n in c.get("Names") or []),
             )
         )
-    print(_table(rows))
+    print(table(rows))
     return EXIT_OK
 
 
@@ -874,7 +354,7 @@ def _cmd_logs(args: argparse.Namespace) -> int:
     refs = [_container_ref(ref) for ref in args.containers]
     config = _without_metrics(resolve_config(args))
     _check_reachable(config)
-    output = _Output(prefix=len(refs) > 1, timestamps=args.timestamps)
+    output = Output(prefix=len(refs) > 1, timestamps=args.timestamps)
     with _pool(config) as pool:
         names = _inspect_all(pool, refs)
         output.reserve(names.values())
@@ -924,63 +404,12 @@ def _cmd_health(args: argparse.Namespace) -> int:
             except ActorPoolError as error:
                 failures.append(str(error))
         report = pool.status()
-    print(_health_table(report))
-    print(_health_line(report, failures))
+    print(health_table(report))
+    print(health_line(report, failures))
     if failures:
         print(f"{len(failures)} of {size} pings failed; the first: {failures[0]}", file=sys.stderr)
     unhealthy = report.degraded or report.healthy == 0 or bool(failures)
     return EXIT_UNHEALTHY if unhealthy else EXIT_OK
-
-
-def _ago(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    if seconds < 3600:
-        return f"{seconds / 60:.1f}m"
-    return f"{seconds / 3600:.1f}h"
-
-
-def _health_table(report: PoolStatusReport) -> str:
-    now = time.time()
-    rows = [
-        (
-            "CONNECTION",
-            "HEALTH",
-            "BREAKER",
-            "SCORE",
-            "IN USE",
-            "USES",
-            "FAILURES",
-            "AGE",
-            "LAST USED",
-        )
-    ]
-    for c in report.connections:
-        rows.append(
-            (
-                c.id,
-                c.state,
-                c.breaker,
-                f"{c.score:.2f}",
-                "yes" if c.in_use else "no",
-                str(c.usage_count),
-                str(c.consecutive_failures),
-                _ago(c.age),
-                "never" if c.last_used is None else _ago(max(0.0, now - c.last_used)) + " ago",
-            )
-        )
-    return _table(rows)
-
-
-def _health_line(report: PoolStatusReport, failures: Sequence[str] = ()) -> str:
-    state = "DEGRADED" if report.degraded or report.healthy == 0 or failures else "ok"
-    breakers = sum(c.breaker == "open" for c in report.connections)
-    return (
-        f"pool {state}: {report.size} connections (min {report.min_size}, max "
-        f"{report.max_size}), {report.healthy} healthy, score {report.score:.2f}, {breakers} "
-        f"breakers open, load {report.load:.2f}, queue {report.queue_length}, "
-        f"{report.restarts} restarts"
-    )
 
 
 def _cmd_config_help(args: argparse.Namespace) -> int:
@@ -1006,7 +435,7 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
     if args.metrics:
         monitoring = attrs.evolve(config.monitoring, enabled=True, listen=args.metrics)
         config = attrs.evolve(config, monitoring=monitoring)
-    output = _Output(prefix=True, timestamps=args.timestamps)
+    output = Output(prefix=True, timestamps=args.timestamps)
     with _Signals() as signals:
         cleanup = contextlib.ExitStack()
         try:
@@ -1021,7 +450,7 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
 def _run_monitor(
     args: argparse.Namespace,
     config: Config,
-    output: _Output,
+    output: Output,
     signals: _Signals,
     cleanup: contextlib.ExitStack,
 ) -> None:
@@ -1048,17 +477,17 @@ def _run_monitor(
     signals.check()
 
     filters = _filters(args.filter)
-    printer.tell(_Names(_running_names(pool, filters)))
+    printer.tell(Names(_running_names(pool, filters)))
     pool.router.ask(FollowContainers(printer, filters=filters, tail=args.tail))
     where = f"; metrics at {_metrics_url(pool)}" if pool.metrics_address else ""
     shown = f" (filter {_show_filters(filters)})" if filters else ""
     printer.tell(
-        _Status(
+        Status(
             f"actorpool: following logs on {config.pool.socket_path}{shown}{where}; Ctrl-C to stop"
         )
     )
     if use_sandbox:
-        printer.tell(_Names(_start_demo(pool)))
+        printer.tell(Names(_start_demo(pool)))
     _monitor_loop(pool, printer, unknown, signals, args, broken)
 
 
@@ -1102,7 +531,7 @@ def _monitor_loop(
             cid = unknown.get(timeout=0.05)
         except queue.Empty:
             continue
-        printer.tell(_Names({cid: _name_of(pool, cid)}))
+        printer.tell(Names({cid: _name_of(pool, cid)}))
     if signals.received is None and not broken.is_set():
         _summary(pool, printer, last)
 
@@ -1112,18 +541,18 @@ def _summary(
 ) -> tuple[float, int]:
     """Print one pool health line; return the (time, lines) it was computed at."""
     now = time.monotonic()
-    stats = cast(PrinterStats, printer.ask(_GetStats(), timeout=2))
+    stats = cast(PrinterStats, printer.ask(GetStats(), timeout=2))
     try:
         report = pool.status(timeout=2)
     except (ActorPoolError, pykka.Timeout) as error:
-        printer.tell(_Status(f"actorpool health: pool status unavailable: {error}"))
+        printer.tell(Status(f"actorpool health: pool status unavailable: {error}"))
         return now, stats.lines
     rate = (stats.lines - last[1]) / max(now - last[0], 1e-6)
     breakers = sum(c.breaker == "open" for c in report.connections)
     streams = max(report.streams, stats.streaming)
     state = "degraded" if report.degraded else "ok"
     printer.tell(
-        _Status(
+        Status(
             f"actorpool health: {state} size={report.size} healthy={report.healthy} "
             f"breakers_open={breakers} streams={streams} lines/s={rate:.1f} "
             f"queue={report.queue_length}"
@@ -1165,7 +594,7 @@ def _stop_quietly(ref: pykka.ActorRef[Any]) -> None:
         ref.stop(timeout=_STOP_TIMEOUT)
 
 
-def _start_sandbox(output: _Output, cleanup: contextlib.ExitStack) -> str:
+def _start_sandbox(output: Output, cleanup: contextlib.ExitStack) -> str:
     """Start a private dockerd with busybox imported; return its URL. Needs root."""
     from actorpool.sandbox import Sandbox, missing_requirements
 
@@ -1186,7 +615,7 @@ def _start_sandbox(output: _Output, cleanup: contextlib.ExitStack) -> str:
     return sandbox.url
 
 
-def _cleanup_sandbox(sandbox: Any, output: _Output) -> None:
+def _cleanup_sandbox(sandbox: Any, output: Output) -> None:
     began = time.monotonic()
     sandbox.cleanup()  # kills the demo containers, stops dockerd, removes its directory
     output.status(
@@ -1195,6 +624,20 @@ def _cleanup_sandbox(sandbox: Any, output: _Output) -> None:
 
 
 # --------------------------------------------------------------------------- main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``actorpool`` argument parser (each command's handler in ``func``)."""
+    return _build_parser(
+        Handlers(
+            ps=_cmd_ps,
+            logs=_cmd_logs,
+            monitor=_cmd_monitor,
+            health=_cmd_health,
+            config=_cmd_config_help,
+            config_check=_cmd_config_check,
+        )
+    )
 
 
 def _describe(exc: BaseException) -> tuple[int, str]:
