@@ -88,11 +88,6 @@ class LogDecoder:
         self.done = False
 
     @property
-    def tty(self) -> bool:
-        """Whether this decodes a TTY body."""
-        return isinstance(self._lines, TtyAssembler)
-
-    @property
     def truncated(self) -> int:
         """Lines cut at ``max_line_size`` so far."""
         return self._lines.truncated

@@ -10,7 +10,10 @@ pool of the client's transport adapter: the same socket path, API version
 prefix, headers and timeout, and the same errors (an HTTP error becomes the
 ``docker.errors.APIError`` docker-py would raise, a transport error is
 urllib3's own, which :mod:`actorpool.classify` knows). Every other call
-(``Execute(fn)``, stats, logs, streams) uses docker-py unchanged.
+(``Execute(fn)``, stats, logs, streams) uses docker-py unchanged. The stream
+side's own inspects and lists (resume checks, discovery) run these same
+requests, so a stream's client keeps one socket for them instead of one per
+container URL.
 
 Only unix-socket clients take this path (the default, and where the gap is
 widest); a client on any other transport (tcp, TLS, ssh) falls back to

@@ -48,17 +48,13 @@ import docker.utils
 import pykka
 
 from actorpool.actor import Actor
-from actorpool.classify import RETRYABLE_STATUS
 from actorpool.errors import (
-    DockerError,
-    DockerUnavailable,
-    RequestTimeout,
     StreamError,
     UnknownMessage,
 )
 from actorpool.frames import format_since
-from actorpool.logstream import FailureStreak, GiveUp, StreamContext
 from actorpool.messages import DockerEvent, LogStreamEnded, LogStreamError
+from actorpool.streamctx import FailureStreak, GiveUp, StreamContext, transient
 
 if TYPE_CHECKING:
     from docker import APIClient
@@ -80,16 +76,6 @@ logger = logging.getLogger(__name__)
 _RECENT: Final = 512  # event keys remembered to drop the replay after a resume
 _READ_SIZE: Final = 65536
 _JOIN_TIMEOUT: Final = 2.0
-_UNAVAILABLE = (DockerUnavailable, RequestTimeout, StreamError)
-
-
-def _transient(error: BaseException) -> bool:
-    """Worth reconnecting for: the daemon is unreachable, slow, or answered 502/503/504."""
-    if isinstance(error, DockerError):
-        return error.status in RETRYABLE_STATUS
-    return isinstance(error, _UNAVAILABLE)
-
-
 # --- messages ------------------------------------------------------------------------------
 
 
@@ -327,7 +313,7 @@ class _EventReader(threading.Thread):
                     with contextlib.suppress(pykka.ActorDeadError):
                         self._actor.tell(_OpenFailed(error))
                     return
-                if not _transient(error):
+                if not transient(error):
                     raise error from exc
                 self._drop_client()
                 if self._stop_event.wait(streak.failed(error)):

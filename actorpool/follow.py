@@ -42,18 +42,22 @@ import attrs
 import pykka
 
 from actorpool.actor import Actor
+from actorpool.cursors import Cursor
 from actorpool.errors import NotFound, TooManyStreams, UnknownMessage
 from actorpool.events import EventsReady, EventsReconnected
 from actorpool.frames import format_since, parse_timestamp
 from actorpool.future import ReplyFuture
-from actorpool.logstream import Cursor, StreamContext, SubscriptionEnded
+from actorpool.logproto import SubscriptionEnded
 from actorpool.messages import (
     DockerEvent,
     FollowContainers,
+    InspectContainer,
+    ListContainers,
     LogStreamEnded,
     LogStreamError,
     Subscription,
 )
+from actorpool.streamctx import StreamContext
 
 if TYPE_CHECKING:
     from docker import APIClient
@@ -186,7 +190,7 @@ class Follow(Actor):
         me = self.actor_ref
 
         def list_ids(client: APIClient) -> tuple[str, ...]:
-            return tuple(str(c["Id"]) for c in client.containers(filters=filters))
+            return tuple(str(c["Id"]) for c in ListContainers(filters=filters).execute(client))
 
         def done(ids: tuple[str, ...] | None, error: BaseException | None) -> None:
             with contextlib.suppress(pykka.ActorDeadError):
@@ -225,10 +229,11 @@ class Follow(Actor):
         me = self.actor_ref
 
         def check(client: APIClient) -> _Checked:
-            listed = {str(c["Id"]) for c in client.containers(filters=filters)}
+            listed = {str(c["Id"]) for c in ListContainers(filters=filters).execute(client)}
             if cid not in listed:
                 return _Checked(cid, matched=False)
-            finished = str(client.inspect_container(cid)["State"].get("FinishedAt") or _NEVER)
+            state = InspectContainer(cid).execute(client)["State"]
+            finished = str(state.get("FinishedAt") or _NEVER)
             since = None
             if not finished.startswith("0001-"):
                 since = format_since(parse_timestamp(finished.encode()))

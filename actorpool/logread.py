@@ -51,6 +51,7 @@ import urllib3.exceptions
 
 from actorpool.decoder import LogDecoder
 from actorpool.frames import ChunkedDecoder, FrameError, format_since
+from actorpool.messages import InspectContainer
 
 if TYPE_CHECKING:
     from docker import APIClient
@@ -447,7 +448,7 @@ def open_logs(
     if until_s is not None:
         params["until"] = until_s
     if tty is None:
-        tty = bool(client.inspect_container(container)["Config"]["Tty"])
+        tty = bool(InspectContainer(container).execute(client)["Config"]["Tty"])
     response = client._get(
         client._url("/containers/{0}/logs", container), params=params, stream=True
     )

@@ -22,13 +22,13 @@ Log and event streams together are capped by
 ``performance.max_concurrent_streams`` (past it a subscribe raises
 :class:`~actorpool.errors.TooManyStreams`). A log stream holds up to two daemon
 connections (stdout and stderr are followed separately, see
-:mod:`actorpool.logstream`), an event stream one. Blocking Docker calls
+:mod:`actorpool.logreaders`), an event stream one. Blocking Docker calls
 (inspect, list, ping) run on a few worker threads
-(:class:`~actorpool.logstream.BlockingCalls`), never on an actor thread.
+(:class:`~actorpool.streamctx.BlockingCalls`), never on an actor thread.
 
 Supervision: Pykka restarts nothing, so the manager does. A stream actor
 that fails hands its subscriptions back from its ``on_failure``
-(:class:`~actorpool.logstream.StreamFailed`,
+(:class:`~actorpool.logproto.StreamFailed`,
 :class:`~actorpool.events.EventStreamFailed`) and the manager starts a
 replacement: a log stream from the cursors of the lines each subscriber was
 really sent (the dead stream tracked them per subscriber, so nothing is lost
@@ -82,21 +82,19 @@ from actorpool.follow import (
     FollowSubscribeFailed,
 )
 from actorpool.future import ReplyFuture
-from actorpool.logstream import (
+from actorpool.logproto import (
     AddSubscriber,
-    BlockingCalls,
-    LogStream,
     LogSubscriber,
     RemoveSubscriber,
     Reroute,
-    StreamContext,
-    StreamCounters,
     StreamFailed,
     SubscriptionEnded,
     SubscriptionsClosed,
 )
+from actorpool.logstream import LogStream
 from actorpool.messages import (
     FollowContainers,
+    InspectContainer,
     LogStreamEnded,
     LogStreamError,
     SubscribeEvents,
@@ -108,6 +106,7 @@ from actorpool.metrics import PoolMetrics
 from actorpool.protocol import FillPoolStatus
 from actorpool.ratelimit import SharedBucket
 from actorpool.scheduler import Scheduler
+from actorpool.streamctx import BlockingCalls, StreamContext, StreamCounters
 
 if TYPE_CHECKING:
     from docker import APIClient
@@ -137,7 +136,7 @@ class StreamStatsReport:
         lines_delivered, bytes_delivered: Sent to subscribers (a line sent to two counts twice).
         reconnects: Streams reopened after the daemon cut them.
         resumed_lines: Lines read by catch-up reads after a cut.
-        resume_gaps: Resumes that could not prove they lost nothing (see logstream).
+        resume_gaps: Resumes that could not prove they lost nothing (see logreaders).
         truncated_lines: Lines cut at ``streams.max_line_size``.
         dropped_chunks: Chunks dropped by ``overflow_policy: drop_oldest``.
         history_reads: One-off history reads for subscribers that joined a running stream.
@@ -334,7 +333,7 @@ class StreamManager(Actor):
         me = self.actor_ref
 
         def inspect(client: APIClient) -> Mapping[str, Any]:
-            info: Mapping[str, Any] = client.inspect_container(container)
+            info: Mapping[str, Any] = InspectContainer(container).execute(client)
             return info
 
         def done(info: Mapping[str, Any] | None, error: BaseException | None) -> None:

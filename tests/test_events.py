@@ -19,9 +19,9 @@ from actorpool.events import (
     canonical_filters,
     parse_event,
 )
-from actorpool.logstream import BlockingCalls, StreamContext, StreamCounters
 from actorpool.messages import DockerEvent, LogStreamEnded, SubscribeEvents, Unsubscribe
 from actorpool.scheduler import Scheduler
+from actorpool.streamctx import BlockingCalls, StreamContext, StreamCounters
 from actorpool.streams import StreamStats, StreamStatsReport
 
 from helpers import wait_until

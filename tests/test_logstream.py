@@ -11,26 +11,19 @@ import pykka
 import pytest
 
 from actorpool.config import Config
+from actorpool.cursors import advance
 from actorpool.faultproxy import FaultProxy
-from actorpool.logstream import (
-    BlockingCalls,
-    LogStream,
-    LogSubscriber,
-    StreamContext,
-    StreamCounters,
-    StreamFailed,
-    advance,
-    since_ns,
-)
+from actorpool.logproto import LogSubscriber, StreamFailed
+from actorpool.logstream import LogStream
 from actorpool.messages import (
     LogChunk,
-    LogLine,
     LogStreamEnded,
     LogStreamError,
     SubscribeLogs,
     Unsubscribe,
 )
 from actorpool.scheduler import Scheduler
+from actorpool.streamctx import BlockingCalls, StreamContext, StreamCounters
 from actorpool.streams import StreamStats, StreamStatsReport
 
 from helpers import numbered_lines_cmd, wait_for_state, wait_until
@@ -72,48 +65,6 @@ def streams(harness: StreamHarness) -> StreamHarness:
 def stats(manager: pykka.ActorRef[Any]) -> StreamStatsReport:
     report: StreamStatsReport = ask(manager, StreamStats())
     return report
-
-
-# --- pure helpers ----------------------------------------------------------------------------
-
-
-def test_advance_counts_lines_sharing_the_last_timestamp_per_source() -> None:
-    cursors: dict[str, tuple[int, int]] = {}
-    batch = [
-        LogLine("stdout", 5, b"a"),
-        LogLine("stderr", 6, b"x"),
-        LogLine("stdout", 7, b"b"),
-        LogLine("stdout", 7, b"c"),
-    ]
-    advance(cursors, batch)
-    assert cursors == {"stdout": (7, 2), "stderr": (6, 1)}
-    advance(cursors, [LogLine("stdout", 7, b"d")])  # the run continues across batches
-    assert cursors["stdout"] == (7, 3)
-    advance(cursors, [LogLine("stdout", 8, b"e")])
-    assert cursors["stdout"] == (8, 1)
-
-
-def test_advance_skips_the_other_source_inside_a_run() -> None:
-    cursors: dict[str, tuple[int, int]] = {"stderr": (3, 1)}
-    batch = [
-        LogLine("stdout", 9, b"a"),
-        LogLine("stderr", 9, b"x"),
-        LogLine("stdout", 9, b"b"),
-        LogLine("stdout", 9, b"c"),
-    ]
-    advance(cursors, batch)
-    assert cursors == {"stdout": (9, 3), "stderr": (9, 1)}
-    advance(cursors, [LogLine("stderr", 9, b"y")])  # stdout untouched by a stderr-only batch
-    assert cursors == {"stdout": (9, 3), "stderr": (9, 2)}
-    advance(cursors, [])
-    assert cursors == {"stdout": (9, 3), "stderr": (9, 2)}
-
-
-def test_since_ns_reads_both_forms_exactly() -> None:
-    assert since_ns("1700000000.000000123") == 1_700_000_000_000_000_123
-    assert since_ns("1700000000") == 1_700_000_000 * 10**9
-    assert since_ns(1700000000) == 1_700_000_000 * 10**9
-    assert since_ns(None) is None
 
 
 # --- against the daemon ------------------------------------------------------------------------
