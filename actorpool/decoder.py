@@ -16,7 +16,7 @@ frame holding one whole line in the daemon's fixed timestamp format::
 that the chunk size and frame length agree with what the pattern matched (so
 a line's own bytes can never pass for framing) and builds the
 :class:`~actorpool.messages.LogLine`. That costs about two thirds of the
-layer-by-layer decoding (measured: ~2.0 vs ~3.0 µs a line). Anything else (a
+layer-by-layer decoding (measured: ~2.0-2.4 vs ~3.0-3.4 µs a line). Anything else (a
 16 KiB piece of a long line, a line past ``max_line_size``, stdin frames, an
 odd timestamp, a chunk split by the read) goes through the state machines,
 one chunk at a time, and the fast path resumes as soon as they hold nothing.
