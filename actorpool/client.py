@@ -6,13 +6,17 @@ TLS, API version and timeouts are decided in a single place.
 
 from __future__ import annotations
 
+import logging
+
 import docker
 import docker.tls
 from docker.constants import MINIMUM_DOCKER_API_VERSION
 
 from actorpool.config import Config
 
-__all__ = ["make_client", "tls_warning"]
+__all__ = ["close_quietly", "make_client", "tls_warning"]
+
+logger = logging.getLogger(__name__)
 
 
 def tls_warning(config: Config) -> str | None:
@@ -72,3 +76,18 @@ def make_client(config: Config, *, timeout: float | None = None) -> docker.APICl
     if auto:
         client._version = client._retrieve_server_version()  # docker-py's own "auto"
     return client
+
+
+def close_quietly(client: docker.APIClient | None, what: str = "client") -> None:
+    """Close ``client`` (if any); a failure is logged at debug level, never raised.
+
+    Clients are closed on the way out (a failed call, a stopping actor), often
+    after their socket already broke: closing is cleanup and must not turn
+    into an error of its own.
+    """
+    if client is None:
+        return
+    try:
+        client.close()
+    except Exception:
+        logger.debug("closing a %s failed", what, exc_info=True)

@@ -20,7 +20,7 @@ import pykka
 
 from actorpool.actor import Actor
 from actorpool.classify import classify
-from actorpool.client import make_client
+from actorpool.client import close_quietly, make_client
 from actorpool.config import Config
 from actorpool.errors import RequestTimeout, UnknownMessage
 from actorpool.health import CheckResult
@@ -58,13 +58,7 @@ class ConnectionActor(Actor):
 
     def _close_client(self) -> None:
         client, self._client = self._client, None
-        if client is not None:
-            try:
-                client.close()
-            except Exception:
-                logger.debug(
-                    "closing client failed", exc_info=True, extra={"conn_id": self.conn_id}
-                )
+        close_quietly(client, f"connection {self.conn_id} client")
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Run):

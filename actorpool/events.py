@@ -48,6 +48,7 @@ import docker.utils
 import pykka
 
 from actorpool.actor import Actor
+from actorpool.client import close_quietly, make_client
 from actorpool.errors import (
     StreamError,
     UnknownMessage,
@@ -344,8 +345,6 @@ class _EventReader(threading.Thread):
 
     def _open(self) -> Any:
         if self._client is None:
-            from actorpool.client import make_client
-
             self._client = make_client(self._ctx.config, timeout=self._ctx.config.api.timeout)
         client = self._client
         params: dict[str, str] = {}
@@ -396,11 +395,7 @@ class _EventReader(threading.Thread):
 
     def _drop_client(self) -> None:
         client, self._client = self._client, None
-        if client is not None:
-            try:
-                client.close()
-            except Exception:
-                logger.debug("closing an event client failed", exc_info=True)
+        close_quietly(client, "event stream client")
 
 
 # --- actor ---------------------------------------------------------------------------------

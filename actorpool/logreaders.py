@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import pykka
 
-from actorpool.client import make_client
+from actorpool.client import close_quietly, make_client
 from actorpool.config import Config
 from actorpool.cursors import Cursor, Source, advance
 from actorpool.decoder import LogDecoder
@@ -284,12 +284,7 @@ class Reader(threading.Thread):
                 logger.warning("log reader for %s failed: %s", self._cid[:12], exc, exc_info=True)
                 reason, error = "error", f"container {self._cid[:12]}: {exc}"
         finally:
-            client, self._client = self._client, None
-            if client is not None:
-                try:
-                    client.close()
-                except Exception:
-                    logger.debug("closing a log client failed", exc_info=True)
+            self._drop_client()
         with contextlib.suppress(pykka.ActorDeadError):
             self._actor.tell(ReaderDone(self.key, reason, error))
 
@@ -417,11 +412,7 @@ class Reader(threading.Thread):
 
     def _drop_client(self) -> None:
         client, self._client = self._client, None
-        if client is not None:
-            try:
-                client.close()
-            except Exception:
-                logger.debug("closing a log client failed", exc_info=True)
+        close_quietly(client, "log stream client")
 
     def _catch_up(
         self, source: Source, start: tuple[float | str | None, int | Literal["all"]]

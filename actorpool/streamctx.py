@@ -26,7 +26,7 @@ import pykka
 
 from actorpool.backoff import backoff_delay
 from actorpool.classify import RETRYABLE_STATUS, classify
-from actorpool.client import make_client
+from actorpool.client import close_quietly, make_client
 from actorpool.config import Config
 from actorpool.errors import (
     DockerError,
@@ -150,10 +150,7 @@ class BlockingCalls:
         with self._lock:
             clients, self._clients = self._clients, []
         for client in clients:
-            try:
-                client.close()
-            except Exception:  # closing is best effort
-                logger.debug("closing a stream client failed", exc_info=True)
+            close_quietly(client, "stream worker client")
 
 
 @attrs.frozen
