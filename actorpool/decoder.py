@@ -30,12 +30,14 @@ import re
 from typing import Final, Literal
 
 from actorpool.frames import (
+    MAX_CHUNK_LINE,
     SECONDS_CACHE,
     STREAM_NAMES,
     ChunkedDecoder,
     FrameError,
     MultiplexedDecoder,
     TtyAssembler,
+    chunk_size,
     seconds_of,
 )
 from actorpool.messages import LogLine
@@ -53,7 +55,6 @@ _ONE_LINE: Final = re.compile(
     rb"|(.+)",
     re.DOTALL,
 )
-_CHUNK_LINE_MAX: Final = 1024
 _HEADS_MAX: Final = 1 << 16
 # An incomplete chunk at the end of a read up to this size is kept for the next read (the
 # usual case: a read ends inside a line); a longer one goes to the state machines.
@@ -207,14 +208,14 @@ def _head(head: bytes) -> tuple[Literal["stdout", "stderr"], int, int]:
 
 def _chunk_end(data: bytes, pos: int) -> int:
     """Where the chunk starting at ``data[pos]`` ends (after its CRLF), or -1 if not all here."""
-    newline = data.find(b"\n", pos, pos + _CHUNK_LINE_MAX)
+    newline = data.find(b"\n", pos, pos + MAX_CHUNK_LINE)
     if newline < 0:
-        return -1 if len(data) - pos < _CHUNK_LINE_MAX else len(data)
+        return -1 if len(data) - pos < MAX_CHUNK_LINE else len(data)
     try:
-        size = int(data[pos:newline].split(b";", 1)[0], 16)
-    except ValueError:
+        size = chunk_size(data[pos:newline])
+    except FrameError:
         return newline + 1  # a bad size line: the state machines name the error
-    if size <= 0:
-        return newline + 1  # the last chunk (or garbage): handled by the state machines
+    if size == 0:
+        return newline + 1  # the last chunk: the state machines mark the body done
     end = newline + 1 + size + 2
     return end if end <= len(data) else -1

@@ -41,6 +41,7 @@ from actorpool.errors import StreamError
 from actorpool.messages import LogLine
 
 __all__ = [
+    "MAX_CHUNK_LINE",
     "MAX_FRAME_SIZE",
     "SECONDS_CACHE",
     "STREAM_NAMES",
@@ -50,6 +51,7 @@ __all__ = [
     "LineAssembler",
     "MultiplexedDecoder",
     "TtyAssembler",
+    "chunk_size",
     "format_since",
     "parse_timestamp",
     "seconds_of",
@@ -87,8 +89,8 @@ _SECONDS_RE: Final = re.compile(rb"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)")
 _GENERAL_TS_RE: Final = re.compile(
     rb"(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d\d):(\d\d))"
 )
-# A chunk-size line longer than this is not HTTP.
-_MAX_CHUNK_LINE: Final = 1024
+#: A chunk-size line longer than this is not HTTP.
+MAX_CHUNK_LINE: Final = 1024
 _SECONDS_CACHE: dict[bytes, int] = {}
 _SECONDS_CACHE_MAX: Final = 4096
 #: The cache behind :func:`seconds_of`, for hot loops to read with one ``dict.get``
@@ -373,17 +375,17 @@ class ChunkedDecoder:
                 newline = data.find(_NL, pos)
                 if newline < 0:
                     self._line += data[pos:]
-                    if len(self._line) > _MAX_CHUNK_LINE:
+                    if len(self._line) > MAX_CHUNK_LINE:
                         raise _bad_chunk(self._line)
                     break
                 if self._line:
-                    left = _chunk_size(self._line + data[pos:newline])
+                    left = chunk_size(self._line + data[pos:newline])
                     self._line = b""
                 else:
                     try:
                         left = int(data[pos:newline], 16)  # int() ignores the CR
                     except ValueError:
-                        left = _chunk_size(data[pos:newline])
+                        left = chunk_size(data[pos:newline])
                     if left < 0:
                         raise _bad_chunk(data[pos:newline])
                 pos = newline + 1
@@ -409,13 +411,17 @@ def _bad_chunk(line: bytes) -> FrameError:
     )
 
 
-def _chunk_size(line: bytes) -> int:
-    # The slow path: a size line split across reads, or one with a chunk extension.
+def chunk_size(line: bytes) -> int:
+    """The size a chunk-size line (without its LF; extensions allowed) announces.
+
+    Raises:
+        FrameError: Not a non-negative hex number, or a line over :data:`MAX_CHUNK_LINE`.
+    """
     try:
         size = int(line.split(b";", 1)[0].strip(), 16)
     except ValueError:
         raise _bad_chunk(line) from None
-    if size < 0 or len(line) > _MAX_CHUNK_LINE:
+    if size < 0 or len(line) > MAX_CHUNK_LINE:
         raise _bad_chunk(line)
     return size
 
