@@ -673,15 +673,12 @@ class StreamManager(Actor):
         reported = {sub.id for sub in message.subscribers} | {s.id for s, _ in message.waiting}
         lost = [(sub.spec, sub.ready) for sub in self._lost(dead, reported)]
 
-        def live(sub_id: str) -> bool:
-            sub = self._subs.get(sub_id)
-            if sub is not None and sub.removing is not None:
-                self._subs.pop(sub_id, None)
-                return False
-            return sub is not None
-
-        subs = [sub for sub in message.subscribers if live(sub.id)]
-        waiting = [(sub, ready) for sub, ready in (*message.waiting, *lost) if live(sub.id)]
+        for sub_id in reported | {sub.id for sub, _ in lost}:
+            entry_of = self._subs.get(sub_id)
+            if entry_of is not None and entry_of.removing is not None:
+                del self._subs[sub_id]  # unsubscribed as its stream died: ended below
+        subs = [sub for sub in message.subscribers if sub.id in self._subs]
+        waiting = [(sub, ready) for sub, ready in (*message.waiting, *lost) if sub.id in self._subs]
         for sub in message.subscribers:
             if sub.id not in self._subs:  # unsubscribed while its stream was dead
                 _tell(sub.ref, LogStreamEnded("", "unsubscribed", sub.public_id))
