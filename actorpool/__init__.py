@@ -13,9 +13,8 @@ See ``docs/architecture.md`` for the actors and the messages between them.
 
 from __future__ import annotations
 
+from actorpool._version import __version__
 from actorpool.config import Config, load_config
-from actorpool.pool import Pool, start
+from actorpool.runtime import Pool, start
 
 __all__ = ["Config", "Pool", "__version__", "load_config", "start"]
-
-__version__ = "0.1.0"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from actorpool.cli import main
+from actorpool.cli.main import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -28,7 +28,7 @@ import attrs
 import yaml
 
 from actorpool.errors import ConfigError
-from actorpool.obslog import redact_text
+from actorpool.observe.log import redact_text
 
 __all__ = [
     "DEFAULT_SOCKET",

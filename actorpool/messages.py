@@ -19,8 +19,8 @@ import attrs
 import docker.utils
 from attrs import validators as v
 
-from actorpool import direct
-from actorpool.scaling import ScalingDecision
+from actorpool.transport import direct
+from actorpool.transport.records import LogLine
 
 if TYPE_CHECKING:
     from docker import APIClient
@@ -46,6 +46,9 @@ __all__ = [
     "PoolStatus",
     "PoolStatusReport",
     "Request",
+    "ScalingDecision",
+    "StreamStats",
+    "StreamStatsReport",
     "SubscribeEvents",
     "SubscribeLogs",
     "Subscription",
@@ -278,7 +281,7 @@ class ContainerLogs(Request):
     tail: int | Literal["all"] = attrs.field(default="all", validator=_tail)
 
     def execute(self, client: APIClient) -> tuple[LogLine, ...]:
-        from actorpool.logread import read_logs
+        from actorpool.transport.logread import read_logs
 
         lines: tuple[LogLine, ...] = read_logs(client, self)
         return lines
@@ -365,6 +368,60 @@ class PoolStatusReport:
 
 
 @attrs.frozen
+class ScalingDecision:
+    """One resize: when, which way, from and to what size, and why."""
+
+    time: float
+    direction: str
+    from_size: int
+    to_size: int
+    reason: str
+    load: float
+
+
+@attrs.frozen
+class StreamStats:
+    """Ask the stream manager for a :class:`StreamStatsReport`."""
+
+
+@attrs.frozen
+class StreamStatsReport:
+    """Plain counts about the pool's streams (for PoolStatus and the CLI health line).
+
+    Attributes:
+        log_streams: Log stream actors (one per followed container, plus one-off reads).
+        event_streams: Event stream actors (one per distinct filter set).
+        follows: FollowContainers subscriptions.
+        subscriptions: Log, event and follow subscriptions.
+        max_streams: ``performance.max_concurrent_streams``.
+        lines_delivered, bytes_delivered: Sent to subscribers (a line sent to two counts twice).
+        reconnects: Streams reopened after the daemon cut them.
+        resumed_lines: Lines read by catch-up reads after a cut.
+        resume_gaps: Resumes that could not prove they lost nothing (see logreaders).
+        truncated_lines: Lines cut at ``streams.max_line_size``.
+        dropped_chunks: Chunks dropped by ``overflow_policy: drop_oldest``.
+        history_reads: One-off history reads for subscribers that joined a running stream.
+        peak_buffered_chunks: The most chunks ever held for one subscriber (outbox), a
+            check that a slow subscriber's memory stays bounded.
+    """
+
+    log_streams: int
+    event_streams: int
+    follows: int
+    subscriptions: int
+    max_streams: int
+    lines_delivered: int
+    bytes_delivered: int
+    reconnects: int
+    resumed_lines: int
+    resume_gaps: int
+    truncated_lines: int
+    dropped_chunks: int
+    history_reads: int
+    peak_buffered_chunks: int
+
+
+@attrs.frozen
 class HealthAlert:
     """A health transition, sent to the alert actor (or callable) given to ``actorpool.start``.
 
@@ -388,28 +445,6 @@ class HealthAlert:
 
 
 # --- log streams and events ---------------------------------------------------------------
-
-
-@attrs.frozen
-class LogLine:
-    """One log line.
-
-    Attributes:
-        stream: ``"stdout"`` or ``"stderr"``.
-        timestamp: The daemon's timestamp in nanoseconds since the epoch (0 when unknown).
-        data: The line's bytes without the trailing newline.
-        truncated: True when the line was longer than ``streams.max_line_size`` and was cut.
-    """
-
-    stream: Literal["stdout", "stderr"]
-    timestamp: int
-    data: bytes
-    truncated: bool = False
-
-    @property
-    def text(self) -> str:
-        """The line decoded as UTF-8, bad bytes replaced."""
-        return self.data.decode("utf-8", "replace")
 
 
 @attrs.frozen

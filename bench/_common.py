@@ -1,7 +1,7 @@
 """Helpers shared by the benchmarks in ``bench/``: a private daemon, containers, timing, a table.
 
 Benchmarks are not tests. Each one starts its own private ``dockerd``
-(:class:`actorpool.sandbox.Sandbox`), measures actorpool and plain docker-py
+(:class:`actorpool.testing.sandbox.Sandbox`), measures actorpool and plain docker-py
 on that same daemon in the same run, and prints every figure with its ratio
 and whether it meets its target. Absolute numbers mean little on a shared
 2-core machine; the ratio against docker-py measured a moment earlier does.
@@ -42,7 +42,7 @@ if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
 from actorpool.config import Config  # noqa: E402
-from actorpool.sandbox import IMAGE, Sandbox, missing_requirements  # noqa: E402
+from actorpool.testing.sandbox import IMAGE, Sandbox, missing_requirements  # noqa: E402
 
 __all__ = [
     "Figure",

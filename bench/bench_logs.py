@@ -1,4 +1,4 @@
-"""B4: reading a container's logs (issues #4 and #8): actorpool.logread against docker-py.
+"""B4: reading a container's logs (issues #4 and #8): actorpool.transport.logread against docker-py.
 
 Two containers on a private daemon each write ``--lines`` lines (busybox
 ``seq``, 1,000,000 by default): one plain, one with a TTY. Each is read to
@@ -14,7 +14,7 @@ Paths (one function each; add yours to ``PATHS``):
     a TTY container. Stops after ``--budget`` seconds (the TTY read would take
     minutes); the rate is over what it read.
 ``actorpool``
-    :func:`actorpool.logread.open_logs` + :func:`~actorpool.logread.iter_lines`:
+    :func:`actorpool.transport.logread.open_logs` + :func:`~actorpool.transport.logread.iter_lines`:
     parsed :class:`~actorpool.messages.LogLine` records with their timestamps.
 ``raw chunks``
     :meth:`RawLogStream.chunks` alone, no parsing: the daemon's pace, the
@@ -35,8 +35,8 @@ from typing import Any
 
 import attrs
 
-from actorpool.logread import iter_lines, open_logs
-from actorpool.sandbox import IMAGE, Sandbox
+from actorpool.testing.sandbox import IMAGE, Sandbox
+from actorpool.transport.logread import iter_lines, open_logs
 
 from _common import Figure, Target, bench_parser, bench_sandbox, load_note, median, print_table
 
@@ -100,7 +100,7 @@ def read_docker_py(client: Any, cid: str, tty: bool, budget: float) -> Reading:
 
 
 def read_actorpool(client: Any, cid: str, tty: bool, budget: float) -> Reading:
-    """actorpool.logread: parsed LogLine batches with timestamps."""
+    """actorpool.transport.logread: parsed LogLine batches with timestamps."""
     clock = _Clock()
     raw = open_logs(client, cid, follow=False, timestamps=True, tty=tty)
     lines = 0

@@ -35,9 +35,9 @@ import docker
 import pykka
 
 import actorpool
-from actorpool.client import make_client
 from actorpool.messages import ContainerStats, Execute, ListContainers, Ping
-from actorpool.sandbox import Sandbox
+from actorpool.testing.sandbox import Sandbox
+from actorpool.transport.client import make_client
 
 from _common import (
     Figure,

@@ -45,7 +45,6 @@ import pykka
 
 import actorpool
 from actorpool.config import Config
-from actorpool.logread import open_logs
 from actorpool.messages import (
     FollowContainers,
     LogChunk,
@@ -53,7 +52,8 @@ from actorpool.messages import (
     LogStreamError,
     SubscribeLogs,
 )
-from actorpool.sandbox import IMAGE, Sandbox
+from actorpool.testing.sandbox import IMAGE, Sandbox
+from actorpool.transport.logread import open_logs
 
 from _common import (
     Figure,

@@ -83,7 +83,7 @@ from actorpool.messages import (  # noqa: E402
     Ping,
     PoolStatusReport,
 )
-from actorpool.sandbox import IMAGE, Sandbox, missing_requirements  # noqa: E402
+from actorpool.testing.sandbox import IMAGE, Sandbox, missing_requirements  # noqa: E402
 
 __all__ = [
     "FAULT_KINDS",
@@ -667,7 +667,7 @@ def _thread_kind(name: str) -> str:
 
 _PROXY_SCRIPT: Final = """
 import os, sys
-from actorpool.faultproxy import FaultProxy
+from actorpool.testing.faultproxy import FaultProxy
 proxy = FaultProxy(sys.argv[1])
 print("ready", proxy.path, flush=True)
 for line in sys.stdin:
@@ -694,7 +694,7 @@ proxy.close()
 
 
 class ProxyProcess:
-    """An :class:`actorpool.faultproxy.FaultProxy` in a process of its own, driven by commands.
+    """A :class:`~actorpool.testing.faultproxy.FaultProxy` in a process of its own, on commands.
 
     In its own process the proxy's threads, sockets and memory stay out of
     the figures the soak measures (threads, RSS, file descriptors), and the
@@ -1385,7 +1385,7 @@ def run_soak(
         if not report.rss_base_mb:
             report.rss_base_mb = report.rss_warm_mb
         with contextlib.suppress(Exception):
-            from actorpool.streams import StreamStats
+            from actorpool.messages import StreamStats
 
             managers = pykka.ActorRegistry.get_by_class_name("StreamManager")
             if managers:

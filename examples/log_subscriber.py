@@ -28,7 +28,7 @@ from actorpool.messages import (
     SubscribeLogs,
     Unsubscribe,
 )
-from actorpool.sandbox import import_busybox_image
+from actorpool.testing.sandbox import import_busybox_image
 
 
 class Printer(pykka.ThreadingActor):

@@ -22,9 +22,9 @@ from docker import APIClient
 
 import actorpool
 from actorpool.config import Config
+from actorpool.engine.scheduler import Scheduler, TimerHandle
 from actorpool.messages import Execute, LogChunk, LogStreamEnded, LogStreamError, SubscribeLogs
-from actorpool.sandbox import import_busybox_image
-from actorpool.scheduler import Scheduler, TimerHandle
+from actorpool.testing.sandbox import import_busybox_image
 
 REPORT_EVERY = 1.0  # seconds
 LEVELS = ("INFO", "WARN", "ERROR")

@@ -25,7 +25,7 @@ import pykka
 import pytest
 import requests
 
-from actorpool.sandbox import (
+from actorpool.testing.sandbox import (
     IMAGE,
     Sandbox,
     SandboxError,

@@ -1,6 +1,6 @@
 """Encoders reproducing what dockerd sends in a log response, for the decoder tests.
 
-Checked against the real daemon by tests/test_logread.py: one frame per log
+Checked against the real daemon by tests/transport/test_logread.py: one frame per log
 message, messages cut into 16384-byte pieces that all carry the line's
 timestamp, for TTY containers the same messages unframed with CRLF line
 ends, and under both one HTTP chunk per message.

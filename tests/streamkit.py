@@ -10,9 +10,9 @@ from typing import Any
 import pykka
 
 from actorpool.config import Config
+from actorpool.engine.scheduler import Scheduler
 from actorpool.messages import LogChunk
-from actorpool.scheduler import Scheduler
-from actorpool.streams import StreamManager
+from actorpool.streams.manager import StreamManager
 
 
 class Collector(pykka.ThreadingActor):

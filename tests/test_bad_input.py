@@ -3,7 +3,7 @@
 Every case must end in a typed error, and within its deadline: each call is
 timed from the caller's side and may overrun its ``timeout`` by at most
 :data:`TOLERANCE` (thread scheduling on a shared 2-core machine). The frame
-parser's own fuzzing lives in ``tests/test_frames.py``.
+parser's own fuzzing lives in ``tests/transport/test_frames.py``.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from actorpool.messages import (
     Unsubscribe,
     Version,
 )
-from actorpool.pool import Pool
+from actorpool.runtime import Pool
 
 MakeConfig = Callable[..., Config]
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from actorpool.sandbox import Sandbox
+from actorpool.testing.sandbox import Sandbox
 
 from helpers import numbered_lines_cmd
 

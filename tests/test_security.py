@@ -31,10 +31,10 @@ import pytest
 
 import actorpool
 from actorpool import cli
-from actorpool.client import make_client
 from actorpool.config import Config, load_config
 from actorpool.errors import ActorPoolError, ConfigError, DockerUnavailable
 from actorpool.messages import Execute, Ping
+from actorpool.transport.client import make_client
 
 MakeConfig = Callable[..., Config]
 REPO = Path(__file__).resolve().parent.parent

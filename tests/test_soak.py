@@ -28,7 +28,7 @@ import pytest
 
 import actorpool
 from actorpool.messages import FollowContainers
-from actorpool.sandbox import Sandbox
+from actorpool.testing.sandbox import Sandbox
 
 
 def _load_soak() -> ModuleType:

@@ -1,0 +1,364 @@
+"""The ``actorpool`` command line's interface: its options, help, exit codes and values.
+
+:func:`build_parser` declares every command and option with its help text;
+the ``*_arg`` converters and :func:`parse_since` turn option values into what
+the pool's messages take, so a bad value is a one-line usage error (exit 2)
+before anything starts. The exit codes are here because the help of every
+command lists them.
+
+This is apart from :mod:`actorpool.cli.main` because declaring the interface and
+running the commands are different jobs: this module starts no actor and
+talks to no daemon. The parser does not know the commands' code either;
+:mod:`actorpool.cli.main` hands it their functions as :class:`Handlers`, which
+keeps the import one way (``cli`` imports this module, never the reverse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import re
+import time
+from collections.abc import Callable
+from typing import Any, Literal, NoReturn
+
+import attrs
+
+import actorpool
+from actorpool.config import parse_duration
+from actorpool.errors import ConfigError
+
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_UNHEALTHY",
+    "EXIT_UNREACHABLE",
+    "EXIT_USAGE",
+    "CliError",
+    "Handler",
+    "Handlers",
+    "build_parser",
+    "parse_since",
+]
+
+EXIT_OK = 0
+EXIT_UNHEALTHY = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+EXIT_ERROR = 4
+
+
+class CliError(Exception):
+    """A command failed in a way the user can fix: ``message`` and the exit ``code``."""
+
+    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+EXIT_INTERRUPTED = 130
+
+_EXIT_CODES = """\
+exit codes:
+  0    ok
+  1    the pool is degraded or unhealthy (health)
+  2    usage or configuration error
+  3    cannot reach Docker (monitor: and cannot start a private daemon)
+  4    any other actorpool error (e.g. no such container, metrics port in use)
+  130  interrupted (Ctrl-C)
+
+The daemon address comes from -H, else the config file's docker.pool.socket_path,
+else DOCKER_HOST, else unix:///var/run/docker.sock.
+"""
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (exit 2) that point at ``--help``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _add_common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    # The top-level parser holds the defaults; a subcommand's copies default to
+    # SUPPRESS so `actorpool -H x ps` and `actorpool ps -H x` both work.
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if suppress else value
+
+    group = parser.add_argument_group("global options")
+    group.add_argument(
+        "--config", metavar="FILE", default=default(None), help="YAML configuration file"
+    )
+    group.add_argument(
+        "-H",
+        "--host",
+        metavar="HOST",
+        default=default(None),
+        help="daemon address: unix:///path/docker.sock or tcp://host:port (overrides all else)",
+    )
+    group.add_argument(
+        "--log-level",
+        default=default("warning"),
+        choices=("debug", "info", "warning", "error", "critical"),
+        type=str.lower,
+        help="actorpool's own log level (default: warning)",
+    )
+    group.add_argument(
+        "--log-json",
+        action="store_true",
+        default=default(False),
+        help="write actorpool's own log records as JSON lines",
+    )
+    group.add_argument(
+        "--debug",
+        action="store_true",
+        default=default(False),
+        help="show a traceback when a command fails",
+    )
+
+
+def _filter_arg(value: str) -> tuple[str, str]:
+    key, sep, val = value.partition("=")
+    if not sep or not key:
+        msg = f"filter must be key=value (e.g. label=app=web, status=running), got {value!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return key, val
+
+
+def _seconds_arg(value: str) -> float:
+    try:
+        seconds = parse_duration(value, "value")
+    except ConfigError:
+        msg = f"must be a number of seconds or a duration like 500ms, 5s, 2m; got {value!r}"
+        raise argparse.ArgumentTypeError(msg) from None
+    if seconds <= 0:
+        msg = f"must be more than zero seconds, got {value!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return seconds
+
+
+def _tail_arg(value: str) -> int | Literal["all"]:
+    if value == "all":
+        return "all"
+    if value.isdigit():
+        return int(value)
+    msg = f"must be 'all' or a number of lines, got {value!r}"
+    raise argparse.ArgumentTypeError(msg)
+
+
+def _since_arg(value: str) -> str:
+    try:
+        return parse_since(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+# A command's function: the parsed arguments in, the exit code out.
+Handler = Callable[[argparse.Namespace], int]
+
+
+@attrs.frozen
+class Handlers:
+    """The function that runs each command, given to :func:`build_parser` by the CLI.
+
+    Attributes:
+        ps: ``actorpool ps``.
+        logs: ``actorpool logs``.
+        monitor: ``actorpool monitor``.
+        health: ``actorpool health``.
+        config: ``actorpool config`` with no subcommand (a usage error).
+        config_check: ``actorpool config check``.
+    """
+
+    ps: Handler
+    logs: Handler
+    monitor: Handler
+    health: Handler
+    config: Handler
+    config_check: Handler
+
+
+def build_parser(handlers: Handlers) -> argparse.ArgumentParser:
+    """The ``actorpool`` argument parser, each command's handler from ``handlers`` in ``func``."""
+    parser = _Parser(
+        prog="actorpool",
+        description="Talk to Docker through a pool of actor connections.",
+        epilog=_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"actorpool {actorpool.__version__}")
+    _add_common(parser, suppress=False)
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    def command(name: str, help_text: str, func: Handler) -> Any:
+        sub = commands.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=_EXIT_CODES,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        _add_common(sub, suppress=True)
+        sub.set_defaults(func=func)
+        return sub
+
+    ps = command("ps", "List containers through the pool (like docker ps).", handlers.ps)
+    ps.add_argument("-a", "--all", action="store_true", help="include stopped containers")
+    ps.add_argument(
+        "-f",
+        "--filter",
+        action="append",
+        type=_filter_arg,
+        default=[],
+        metavar="KEY=VALUE",
+        help="Docker filter, repeatable (label=app=web, status=exited, name=db)",
+    )
+    ps.add_argument("-q", "--quiet", action="store_true", help="only print container ids")
+    ps.add_argument("--no-trunc", action="store_true", help="do not shorten ids and commands")
+
+    logs = command(
+        "logs",
+        "Print the logs of one or more containers (like docker logs); stdout lines go to "
+        "stdout and stderr lines to stderr, prefixed by the container's name when there are "
+        "several.",
+        handlers.logs,
+    )
+    logs.add_argument("containers", nargs="+", metavar="CONTAINER", help="container id or name")
+    logs.add_argument("-f", "--follow", action="store_true", help="follow new lines")
+    logs.add_argument(
+        "--since",
+        type=_since_arg,
+        help="only lines since a time: 2024-01-31T12:00:00Z, Unix seconds, or ago (10m, 1h30m)",
+    )
+    logs.add_argument(
+        "-n", "--tail", type=_tail_arg, default="all", help="lines from the end (default: all)"
+    )
+    logs.add_argument("-t", "--timestamps", action="store_true", help="show timestamps")
+
+    monitor = command(
+        "monitor",
+        "Follow and print the logs of every matching container, including ones that start "
+        "later, serve Prometheus metrics and print a pool health line every few seconds. "
+        "With no daemon reachable at the default address it starts a private sandbox daemon "
+        "with demo containers (needs root) and removes it on exit.",
+        handlers.monitor,
+    )
+    monitor.add_argument(
+        "-f",
+        "--filter",
+        action="append",
+        type=_filter_arg,
+        default=[],
+        metavar="KEY=VALUE",
+        help="which containers to follow, repeatable (e.g. label=app=web); default: all",
+    )
+    monitor.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics here (sets docker.monitoring.listen; port 0 = any)",
+    )
+    monitor.add_argument(
+        "--summary-interval",
+        type=_seconds_arg,
+        default=5.0,
+        metavar="SECONDS",
+        help="seconds between pool health lines on stderr (default: 5)",
+    )
+    monitor.add_argument(
+        "-n",
+        "--tail",
+        type=_tail_arg,
+        default=10,
+        help="lines of history of the containers already running (default: 10; 'all' for "
+        "everything); containers that start later are shown from their first line",
+    )
+    monitor.add_argument("-t", "--timestamps", action="store_true", help="show timestamps")
+    sandbox = monitor.add_mutually_exclusive_group()
+    sandbox.add_argument(
+        "--sandbox",
+        dest="sandbox",
+        action="store_true",
+        default=None,
+        help="always start a private sandbox daemon with demo containers (needs root)",
+    )
+    sandbox.add_argument(
+        "--no-sandbox",
+        dest="sandbox",
+        action="store_false",
+        help="never start a sandbox daemon; fail if no daemon is reachable",
+    )
+    monitor.add_argument(
+        "--duration", type=_seconds_arg, metavar="SECONDS", help="stop by itself after this long"
+    )
+
+    command(
+        "health",
+        "Check the pool (one ping through every connection) and print each connection's "
+        "health, breaker, usage and age; exit 1 when the pool is degraded. Usable as a "
+        "container health check.",
+        handlers.health,
+    )
+
+    config = command("config", "Configuration commands.", handlers.config)
+    config_commands = config.add_subparsers(title="commands", metavar="COMMAND")
+    check = config_commands.add_parser(
+        "check",
+        help="validate a configuration file and print the effective configuration",
+        description="Validate a configuration file (default: --config, else the defaults) and "
+        "print the effective configuration, defaults filled in, as YAML. Exit 2 when invalid.",
+        epilog=_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_common(check, suppress=True)
+    check.add_argument("file", nargs="?", metavar="FILE", help="the YAML file to check")
+    check.set_defaults(func=handlers.config_check)
+    config.set_defaults(_config_parser=config)
+    return parser
+
+
+# --------------------------------------------------------------------------- --since
+
+
+_AGO = re.compile(r"^(?:\d+(?:\.\d+)?(?:ms|s|m|h))+$")
+_AGO_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIX = re.compile(r"^(\d+)(?:\.(\d{1,9}))?$")
+_ISO_FRACTION = re.compile(r"\.(\d+)")
+
+
+def parse_since(value: str, *, now: float | None = None) -> str:
+    """Turn a ``--since`` value into the daemon's exact ``"seconds.nanoseconds"``.
+
+    Accepts what ``docker logs --since`` does: an RFC 3339 time
+    (``2024-01-31T12:00:00.5Z``; no zone means UTC), Unix seconds
+    (``1706702400.5``), or a duration ago (``90s``, ``10m``, ``1h30m``).
+
+    Raises:
+        ValueError: None of those.
+    """
+    text = value.strip()
+    unix = _UNIX.match(text)
+    if unix:
+        return f"{unix[1]}.{(unix[2] or '').ljust(9, '0')}"
+    if _AGO.match(text):
+        # Integer nanoseconds: float seconds since 1970 cannot hold nanoseconds exactly.
+        units = {"ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000}
+        ago = sum(round(float(n) * units[unit]) for n, unit in _AGO_PART.findall(text))
+        ns = (time.time_ns() if now is None else round(now * 1e9)) - ago
+        return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
+    fraction = _ISO_FRACTION.search(text)
+    nanos = int(fraction[1][:9].ljust(9, "0")) if fraction else 0
+    try:
+        moment = datetime.datetime.fromisoformat(_ISO_FRACTION.sub("", text, count=1))
+    except ValueError:
+        msg = (
+            f"--since must be a time (2024-01-31T12:00:00Z), Unix seconds or a duration "
+            f"ago (10m, 1h30m), got {value!r}"
+        )
+        raise ValueError(msg) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return f"{int(moment.timestamp())}.{nanos:09d}"

@@ -1,0 +1,677 @@
+"""The ``actorpool`` command: containers, logs and pool health through the pool.
+
+Commands (``actorpool COMMAND --help`` for each)::
+
+    actorpool ps [-a] [--filter k=v]            containers, as a table like docker ps
+    actorpool logs [-f] [--since] [-n N] [-t] C...  logs of one or more containers
+    actorpool monitor [--filter k=v] [--metrics ADDR]  follow every container's logs
+    actorpool health                            the pool's connections; exit 1 if degraded
+    actorpool config check [FILE]               validate a config, print it with defaults
+
+Global options (before or after the command): ``--config FILE``, ``-H/--host``
+(like Docker's), ``--log-level``, ``--log-json`` and ``--debug``. The daemon
+address is taken from ``-H``, else the config file's
+``docker.pool.socket_path``, else ``DOCKER_HOST``, else
+``unix:///var/run/docker.sock``.
+
+Every command that talks to Docker first pings the daemon once with a short
+timeout: a daemon that is down is then one clear line after two seconds,
+instead of a wait through the pool's retries and backoff.
+
+Exit codes:
+
+    0    ok
+    1    the pool is degraded or unhealthy (``health``)
+    2    usage or configuration error
+    3    cannot reach Docker (and, for ``monitor``, cannot start a private one)
+    4    any other actorpool error (e.g. no such container, metrics port in use)
+    130  interrupted (Ctrl-C)
+
+Errors are one line on stderr, never a traceback (``--debug`` shows it).
+
+The command line is three modules: :mod:`actorpool.cli.args` declares it (the
+parser, the option values, the exit codes), :mod:`actorpool.cli.printer` writes
+to the terminal (log lines, tables, the ``LinePrinter`` actor), and this one
+runs it: the configuration a command uses, the commands themselves, signals
+and :func:`main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import queue
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Iterator, Mapping, Sequence
+from types import FrameType
+from typing import Any, cast
+
+import attrs
+import pykka
+import yaml
+
+import actorpool
+from actorpool.cli.args import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_UNHEALTHY,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    CliError,
+    Handlers,
+    parse_since,
+)
+from actorpool.cli.args import build_parser as _build_parser
+from actorpool.cli.printer import (
+    GetStats,
+    LinePrinter,
+    Names,
+    Output,
+    PrinterStats,
+    Status,
+    health_line,
+    health_table,
+    short,
+    table,
+)
+from actorpool.cli.sandbox import start_demo, start_sandbox
+from actorpool.config import (
+    DEFAULT_SOCKET,
+    Config,
+    config_to_dict,
+    load_config,
+    normalize_socket_path,
+)
+from actorpool.errors import (
+    ActorPoolError,
+    ConfigError,
+    DockerUnavailable,
+    NoHealthyConnections,
+    NotFound,
+)
+from actorpool.messages import (
+    ContainerLogs,
+    FollowContainers,
+    InspectContainer,
+    ListContainers,
+    Ping,
+    SubscribeLogs,
+)
+from actorpool.observe.log import configure_logging
+
+# EXIT_* and parse_since live in actorpool.cli.args; they stay importable from here.
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_UNHEALTHY",
+    "EXIT_UNREACHABLE",
+    "EXIT_USAGE",
+    "CliError",
+    "build_parser",
+    "main",
+    "parse_since",
+    "resolve_config",
+]
+
+
+# How long the up-front ping waits: long enough for a busy daemon, short enough
+# that "no daemon" is an answer rather than a hang.
+PING_TIMEOUT = 2.0
+
+# How long a command waits for the pool to stop (monitor must be gone within 2 s).
+_STOP_TIMEOUT = 1.5
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+def resolve_config(
+    args: argparse.Namespace, *, path: str | None = None, environ: Mapping[str, str] | None = None
+) -> Config:
+    """The configuration a command runs with: ``-H`` > file > ``DOCKER_HOST`` > default.
+
+    Args:
+        args: Parsed arguments (``config`` and ``host`` are used).
+        path: A file that replaces ``--config`` (``config check FILE``).
+        environ: Where to read ``DOCKER_HOST`` (``os.environ`` by default).
+
+    Raises:
+        ConfigError: The file or ``-H`` is invalid.
+    """
+    config = load_config(path or args.config, environ=environ)
+    if args.host:
+        socket_path = normalize_socket_path(args.host, "-H/--host")
+        config = attrs.evolve(config, pool=attrs.evolve(config.pool, socket_path=socket_path))
+    return config
+
+
+def _without_metrics(config: Config) -> Config:
+    # One-shot commands never bind the metrics port (a running monitor may hold it).
+    return attrs.evolve(config, monitoring=attrs.evolve(config.monitoring, enabled=False))
+
+
+def _address_is_explicit(args: argparse.Namespace, config: Config) -> bool:
+    return bool(args.host or os.environ.get("DOCKER_HOST")) or (
+        config.pool.socket_path != DEFAULT_SOCKET
+    )
+
+
+def _check_reachable(config: Config, timeout: float = PING_TIMEOUT) -> None:
+    """Ping the daemon once, directly; raise ``CliError`` (exit 3) saying why it failed."""
+    from actorpool.transport.client import make_client
+
+    url = config.pool.socket_path
+    try:
+        client = make_client(config, timeout=timeout)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except Exception as exc:
+        msg = (
+            f"cannot reach Docker at {url}: {_unreachable_reason(exc, timeout)} — is the daemon "
+            "running? set DOCKER_HOST, -H or docker.pool.socket_path"
+        )
+        raise CliError(msg, EXIT_UNREACHABLE) from exc
+
+
+def _unreachable_reason(exc: BaseException, timeout: float) -> str:
+    """The root cause of a failed ping, in a few words."""
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int):  # docker.errors.APIError: something answered, not like dockerd
+        return f"the address answered HTTP {status} to /_ping, not like a Docker daemon"
+    causes: list[BaseException] = []
+    todo: list[BaseException] = [exc]
+    while todo:  # requests and urllib3 nest their causes in args as well as __cause__
+        cur = todo.pop()
+        if any(cur is seen for seen in causes):
+            continue
+        causes.append(cur)
+        todo.extend(a for a in cur.args if isinstance(a, BaseException))
+        todo.extend(c for c in (cur.__cause__, cur.__context__) if c is not None)
+        reason = getattr(cur, "reason", None)
+        if isinstance(reason, BaseException):
+            todo.append(reason)
+    words: list[tuple[type[BaseException], str]] = [
+        (FileNotFoundError, "no such socket"),
+        (ConnectionRefusedError, "connection refused"),
+        (PermissionError, "permission denied"),
+        (socket.gaierror, "unknown host"),
+        (ConnectionResetError, "connection reset"),
+    ]
+    for kind, text in words:
+        if any(isinstance(c, kind) for c in causes):
+            return text
+    if any(isinstance(c, TimeoutError | socket.timeout) or "timed out" in str(c) for c in causes):
+        return f"no answer within {timeout:g}s"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _filters(pairs: Sequence[tuple[str, str]]) -> dict[str, list[str]] | None:
+    result: dict[str, list[str]] = {}
+    for key, value in pairs:
+        result.setdefault(key, []).append(value)
+    return result or None
+
+
+# --------------------------------------------------------------------------- signals
+
+
+class _Stopped(Exception):
+    """A signal arrived while a command was starting up."""
+
+
+class _Signals:
+    """SIGINT and SIGTERM as a flag the main thread polls.
+
+    The handler only stores the signal number: raising ``KeyboardInterrupt``
+    at an arbitrary point could cut a cleanup short (a sandbox daemon left
+    running), and taking a lock in a handler can deadlock. A second signal
+    changes nothing; cleanup is bounded anyway.
+    """
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Signals:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.received is None:
+            self.received = signum
+
+    def sleep(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``; return False early when a signal arrived."""
+        deadline = time.monotonic() + seconds
+        while self.received is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return True
+            time.sleep(min(0.05, left))
+        return False
+
+    @property
+    def exit_code(self) -> int:
+        """130 after Ctrl-C; 0 after SIGTERM (a requested stop) or no signal."""
+        return EXIT_INTERRUPTED if self.received == signal.SIGINT else EXIT_OK
+
+    def check(self) -> None:
+        """Raise :class:`_Stopped` if a signal arrived (checked between start-up steps)."""
+        if self.received is not None:
+            raise _Stopped
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _ask(pool: actorpool.Pool, message: Any) -> Any:
+    # The router's ask returns the plain reply (its futures unwrap); typed as Any here.
+    return pool.router.ask(message)
+
+
+@contextlib.contextmanager
+def _pool(config: Config) -> Iterator[actorpool.Pool]:
+    pool = actorpool.start(config)
+    try:
+        yield pool
+    finally:
+        pool.stop(timeout=_STOP_TIMEOUT)
+
+
+def _container_ref(value: str) -> str:
+    try:
+        InspectContainer(value)
+    except ValueError:
+        msg = f"{value!r} is not a container id or name (letters, digits, '_', '.', '-')"
+        raise CliError(msg, EXIT_USAGE) from None
+    return value
+
+
+def _cmd_ps(args: argparse.Namespace) -> int:
+    config = _without_metrics(resolve_config(args))
+    _check_reachable(config)
+    with _pool(config) as pool:
+        request = ListContainers(all=args.all, filters=_filters(args.filter))
+        containers: list[dict[str, Any]] = _ask(pool, request)
+    if args.quiet:
+        for c in containers:
+            print(c["Id"] if args.no_trunc else c["Id"][:12])
+        return EXIT_OK
+    rows = [("CONTAINER ID", "IMAGE", "COMMAND", "STATUS", "NAMES")]
+    for c in containers:
+        rows.append(
+            (
+                c["Id"] if args.no_trunc else c["Id"][:12],
+                c.get("Image", ""),
+                '"' + short(c.get("Command", ""), 20, args.no_trunc) + '"',
+                c.get("Status", ""),
+                ",".join(n.lstrip("/") for n in c.get("Names") or []),
+            )
+        )
+    print(table(rows))
+    return EXIT_OK
+
+
+def _inspect_all(pool: actorpool.Pool, refs: Sequence[str]) -> dict[str, str]:
+    """Full id -> name for each ref, asked in parallel; unknown ones fail with exit 4."""
+    futures = [pool.router.ask(InspectContainer(ref), block=False) for ref in refs]
+    names: dict[str, str] = {}
+    for ref, future in zip(refs, futures, strict=True):
+        try:
+            info = future.get()
+        except NotFound:
+            msg = f"no such container: {ref} (list them with `actorpool ps -a`)"
+            raise CliError(msg, EXIT_ERROR) from None
+        names[info["Id"]] = str(info["Name"]).lstrip("/")
+    return names
+
+
+def _cmd_logs(args: argparse.Namespace) -> int:
+    refs = [_container_ref(ref) for ref in args.containers]
+    config = _without_metrics(resolve_config(args))
+    _check_reachable(config)
+    output = Output(prefix=len(refs) > 1, timestamps=args.timestamps)
+    with _pool(config) as pool:
+        names = _inspect_all(pool, refs)
+        output.reserve(names.values())
+        if not args.follow:
+            futures = [
+                (
+                    cid,
+                    pool.router.ask(
+                        ContainerLogs(cid, since=args.since, tail=args.tail), block=False
+                    ),
+                )
+                for cid in names
+            ]
+            lines = [(line, cid) for cid, future in futures for line in future.get()]
+            if len(names) > 1:  # one history, in time order (the sort is stable)
+                lines.sort(key=lambda item: item[0].timestamp)
+            for line, cid in lines:
+                output.lines(names[cid], (line,), flush=False)
+            return EXIT_OK
+        done = threading.Event()
+        with _Signals() as signals:
+            printer = LinePrinter.start(output, names=names, expect=len(names), done=done)
+            try:
+                for cid in names:
+                    pool.router.ask(SubscribeLogs(cid, printer, since=args.since, tail=args.tail))
+                while not done.is_set() and signals.sleep(0.1):
+                    pass
+            finally:
+                pool.stop(timeout=_STOP_TIMEOUT)
+                printer.stop(timeout=_STOP_TIMEOUT)
+            return signals.exit_code
+
+
+def _cmd_health(args: argparse.Namespace) -> int:
+    config = _without_metrics(resolve_config(args))
+    _check_reachable(config)
+    with _pool(config) as pool:
+        # The pool's own health checks run every health_check_interval; one ping per
+        # connection (sent together, so each idle connection takes one) checks them now.
+        size = pool.status().size
+        timeout = min(config.pool.health_check_timeout, 10.0)
+        futures = [pool.router.ask(Ping(timeout=timeout), block=False) for _ in range(size)]
+        failures: list[str] = []
+        for future in futures:
+            try:
+                future.get()
+            except ActorPoolError as error:
+                failures.append(str(error))
+        report = pool.status()
+    print(health_table(report))
+    print(health_line(report, failures))
+    if failures:
+        print(f"{len(failures)} of {size} pings failed; the first: {failures[0]}", file=sys.stderr)
+    unhealthy = report.degraded or report.healthy == 0 or bool(failures)
+    return EXIT_UNHEALTHY if unhealthy else EXIT_OK
+
+
+def _cmd_config_help(args: argparse.Namespace) -> int:
+    args._config_parser.print_usage(sys.stderr)
+    print("actorpool config: error: name a command: check", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _cmd_config_check(args: argparse.Namespace) -> int:
+    path = args.file or args.config
+    config = resolve_config(args, path=path)
+    print(f"# effective configuration of {path or '(defaults)'}, defaults filled in")
+    print(yaml.safe_dump(config_to_dict(config), sort_keys=False, default_flow_style=False), end="")
+    print(f"actorpool: {path or 'the default configuration'} is valid", file=sys.stderr)
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- monitor
+
+
+def _cmd_monitor(args: argparse.Namespace) -> int:
+    config = resolve_config(args)
+    if args.metrics:
+        monitoring = attrs.evolve(config.monitoring, enabled=True, listen=args.metrics)
+        config = attrs.evolve(config, monitoring=monitoring)
+    output = Output(prefix=True, timestamps=args.timestamps)
+    with _Signals() as signals:
+        cleanup = contextlib.ExitStack()
+        try:
+            _run_monitor(args, config, output, signals, cleanup)
+        except _Stopped:
+            pass  # a signal during start-up: clean up and exit as after a normal run
+        finally:
+            cleanup.close()
+        return signals.exit_code
+
+
+def _run_monitor(
+    args: argparse.Namespace,
+    config: Config,
+    output: Output,
+    signals: _Signals,
+    cleanup: contextlib.ExitStack,
+) -> None:
+    use_sandbox = args.sandbox
+    if not use_sandbox:
+        try:
+            _check_reachable(config)
+        except CliError as error:
+            if use_sandbox is False or _address_is_explicit(args, config):
+                raise
+            output.status(f"actorpool: {error}")
+            use_sandbox = True
+    if use_sandbox:
+        url = start_sandbox(output, cleanup)
+        config = attrs.evolve(config, pool=attrs.evolve(config.pool, socket_path=url))
+    signals.check()
+
+    unknown: queue.Queue[str] = queue.Queue()
+    broken = threading.Event()  # set by the printer when stdout is closed (`| head`)
+    printer = LinePrinter.start(output, resolve=unknown.put, notices=True, done=broken)
+    cleanup.callback(_stop_quietly, printer)
+    pool = actorpool.start(config)
+    cleanup.callback(pool.stop, timeout=_STOP_TIMEOUT)  # runs first: streams end, then printer
+    signals.check()
+
+    filters = _filters(args.filter)
+    printer.tell(Names(_running_names(pool, filters)))
+    pool.router.ask(FollowContainers(printer, filters=filters, tail=args.tail))
+    where = f"; metrics at {_metrics_url(pool)}" if pool.metrics_address else ""
+    shown = f" (filter {_show_filters(filters)})" if filters else ""
+    printer.tell(
+        Status(
+            f"actorpool: following logs on {config.pool.socket_path}{shown}{where}; Ctrl-C to stop"
+        )
+    )
+    if use_sandbox:
+        printer.tell(Names(start_demo(pool)))
+    _monitor_loop(pool, printer, unknown, signals, args, broken)
+
+
+def _monitor_loop(
+    pool: actorpool.Pool,
+    printer: pykka.ActorRef[Any],
+    unknown: queue.Queue[str],
+    signals: _Signals,
+    args: argparse.Namespace,
+    broken: threading.Event,
+) -> None:
+    started = time.monotonic()
+    stop_at = None if args.duration is None else started + args.duration
+    next_summary = started + args.summary_interval
+    last = (started, 0)
+    while signals.received is None and not broken.is_set():
+        now = time.monotonic()
+        if stop_at is not None and now >= stop_at:
+            break
+        if now >= next_summary:
+            last = _summary(pool, printer, last)
+            next_summary = max(next_summary + args.summary_interval, time.monotonic())
+        try:
+            cid = unknown.get(timeout=0.05)
+        except queue.Empty:
+            continue
+        printer.tell(Names({cid: _name_of(pool, cid)}))
+    if signals.received is None and not broken.is_set():
+        _summary(pool, printer, last)
+
+
+def _summary(
+    pool: actorpool.Pool, printer: pykka.ActorRef[Any], last: tuple[float, int]
+) -> tuple[float, int]:
+    """Print one pool health line; return the (time, lines) it was computed at."""
+    now = time.monotonic()
+    stats = cast(PrinterStats, printer.ask(GetStats(), timeout=2))
+    try:
+        report = pool.status(timeout=2)
+    except (ActorPoolError, pykka.Timeout) as error:
+        printer.tell(Status(f"actorpool health: pool status unavailable: {error}"))
+        return now, stats.lines
+    rate = (stats.lines - last[1]) / max(now - last[0], 1e-6)
+    breakers = sum(c.breaker == "open" for c in report.connections)
+    streams = max(report.streams, stats.streaming)
+    state = "degraded" if report.degraded else "ok"
+    printer.tell(
+        Status(
+            f"actorpool health: {state} size={report.size} healthy={report.healthy} "
+            f"breakers_open={breakers} streams={streams} lines/s={rate:.1f} "
+            f"queue={report.queue_length}"
+        )
+    )
+    return now, stats.lines
+
+
+def _name_of(pool: actorpool.Pool, cid: str) -> str:
+    try:
+        info: dict[str, Any] = _ask(pool, InspectContainer(cid, timeout=2))
+    except (ActorPoolError, ValueError, pykka.Timeout):
+        return cid[:12]  # gone already, or the daemon is slow: the short id will do
+    return str(info["Name"]).lstrip("/")
+
+
+def _running_names(pool: actorpool.Pool, filters: Mapping[str, Any] | None) -> dict[str, str]:
+    # Known up front, so the first lines of running containers are not held back.
+    try:
+        containers: list[dict[str, Any]] = _ask(pool, ListContainers(filters=filters, timeout=5))
+    except ActorPoolError:
+        return {}
+    return {c["Id"]: (c.get("Names") or ["/" + c["Id"][:12]])[0].lstrip("/") for c in containers}
+
+
+def _show_filters(filters: Mapping[str, Sequence[str]]) -> str:
+    return ", ".join(f"{k}={v}" for k, values in filters.items() for v in values)
+
+
+def _metrics_url(pool: actorpool.Pool) -> str:
+    address = pool.metrics_address
+    assert address is not None
+    host, port = address
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}/metrics"
+
+
+def _stop_quietly(ref: pykka.ActorRef[Any]) -> None:
+    with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
+        ref.stop(timeout=_STOP_TIMEOUT)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``actorpool`` argument parser (each command's handler in ``func``)."""
+    return _build_parser(
+        Handlers(
+            ps=_cmd_ps,
+            logs=_cmd_logs,
+            monitor=_cmd_monitor,
+            health=_cmd_health,
+            config=_cmd_config_help,
+            config_check=_cmd_config_check,
+        )
+    )
+
+
+def _describe(exc: BaseException) -> tuple[int, str]:
+    """The exit code and the one-line message for an error that ends a command."""
+    if isinstance(exc, CliError):
+        return exc.code, str(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED, "interrupted"
+    if isinstance(exc, ConfigError):
+        return EXIT_USAGE, str(exc)
+    cur: BaseException | None = exc
+    while cur is not None:  # a retried call whose last failure was an unreachable daemon
+        if isinstance(cur, DockerUnavailable | NoHealthyConnections):
+            return EXIT_UNREACHABLE, str(cur)
+        cur = cur.__cause__
+    if isinstance(exc, ActorPoolError):
+        return EXIT_ERROR, str(exc)
+    return EXIT_ERROR, (
+        f"unexpected error: {type(exc).__name__}: {exc} (run with --debug for the traceback)"
+    )
+
+
+def _exit_stdout_quietly() -> None:
+    # The reader went away (`| head`): point stdout at /dev/null so the final flush
+    # at exit does not raise BrokenPipeError again.
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``actorpool`` command line; return the exit code.
+
+    Args:
+        argv: The arguments; ``None`` means ``sys.argv[1:]`` and marks a real
+            command-line run, which ends the process itself (:func:`_exit_promptly`)
+            when a thread outlives the command.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    configure_logging(args.log_level, json=args.log_json)
+    try:
+        code = int(args.func(args))
+    except BrokenPipeError:
+        _exit_stdout_quietly()
+        code = EXIT_OK
+    except (Exception, KeyboardInterrupt) as exc:
+        code, message = _describe(exc)
+        if args.debug:
+            traceback.print_exc()
+        with contextlib.suppress(OSError):
+            print(f"actorpool: {message}", file=sys.stderr)
+    _flush_quietly()
+    if argv is None:
+        _exit_promptly(code)
+    return code
+
+
+def _exit_promptly(code: int, grace: float = 0.3) -> None:
+    """End the process now if a worker thread is still running after the command.
+
+    The pool stops its actors with a bounded wait, but a connection stuck in a
+    Docker call (a paused daemon) keeps its thread until the call's deadline,
+    and Python waits for every non-daemon thread before exiting: Ctrl-C must
+    not take 30 seconds. Everything of ours is cleaned up by now (a sandbox
+    daemon included), so nothing is lost by not waiting.
+    """
+    deadline = time.monotonic() + grace
+    for thread in threading.enumerate():
+        if thread is threading.current_thread() or thread.daemon:
+            continue
+        thread.join(max(0.0, deadline - time.monotonic()))
+    stuck = [t.name for t in threading.enumerate() if not t.daemon and t.is_alive()]
+    stuck = [name for name in stuck if name != threading.current_thread().name]
+    if stuck:
+        logging.getLogger(__name__).debug("exiting with threads still running: %s", stuck)
+        _flush_quietly()
+        os._exit(code)
+
+
+def _flush_quietly() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BrokenPipeError:
+            _exit_stdout_quietly()
+        except (OSError, ValueError):
+            pass

@@ -1,0 +1,315 @@
+"""FollowContainers: follow the logs of every matching container, now and later.
+
+A :class:`Follow` actor keeps a set of followed containers for one
+subscription. It learns about containers three ways:
+
+1. **At the start** it lists the running containers matching the filters
+   (labels, names, images: the daemon evaluates ``ListContainers`` filters,
+   so they mean exactly what they mean there) and follows each with the
+   request's ``tail``.
+2. **Container start events** (a shared ``type=container, event=start`` event
+   stream, opened *before* the listing so nothing starts unseen in between):
+   for each started container not followed yet it asks the daemon whether
+   the container matches (the same list filters plus ``id``), and follows it.
+3. **After the event stream reconnects** (the daemon keeps no events across
+   its own restart) it lists again and follows whatever it missed.
+
+Each followed container is an ordinary per-container log subscription whose
+chunks carry this subscription's id; the container's stream ends it
+(``LogStreamEnded(container, "exited")``) and tells this actor, which drops
+the container from the set. A container that runs again is picked up again:
+from the cursors of its last stream when it was followed before (no gap, no
+duplicate), else from its previous run's ``State.FinishedAt`` (its log file
+holds earlier runs too; a few of the previous run's last lines, stamped after
+the exit was recorded, may appear), else from its first line.
+
+A crashed log or event stream is the manager's business: it restarts it
+(log streams from each subscriber's cursors, the event stream followed by
+:class:`~actorpool.events.stream.EventsReconnected`, so this actor re-lists), and
+this actor keeps its subscriptions. Every tell it makes is guarded: a dead
+manager (the pool stopping) is not an error here.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+import attrs
+import pykka
+
+from actorpool.engine.actor import Actor
+from actorpool.engine.future import ReplyFuture
+from actorpool.errors import NotFound, TooManyStreams, UnknownMessage
+from actorpool.events.stream import EventsReady, EventsReconnected
+from actorpool.logs.context import StreamContext
+from actorpool.logs.cursors import Cursor
+from actorpool.logs.protocol import SubscriptionEnded
+from actorpool.messages import (
+    DockerEvent,
+    FollowContainers,
+    InspectContainer,
+    ListContainers,
+    LogStreamEnded,
+    LogStreamError,
+    Subscription,
+)
+from actorpool.transport.frames import format_since, parse_timestamp
+
+if TYPE_CHECKING:
+    from docker import APIClient
+
+__all__ = [
+    "FOLLOW_EVENT_FILTERS",
+    "Follow",
+    "FollowGone",
+    "FollowSubscribe",
+    "FollowSubscribeFailed",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The events every Follow listens to (one shared daemon stream for all of them).
+FOLLOW_EVENT_FILTERS: Final[Mapping[str, Any]] = {"type": ("container",), "event": ("start",)}
+
+_REMEMBERED: Final = 10_000  # cursors of exited containers kept for a restart
+_NEVER: Final = "0001-01-01T00:00:00Z"  # FinishedAt of a container that never stopped
+
+
+@attrs.frozen
+class FollowSubscribe:
+    """Follow -> manager: subscribe the follow's subscriber to one container."""
+
+    follow_id: str
+    subscription_id: str
+    container_id: str
+    since: float | str | None
+    tail: int | str
+    resume: Mapping[str, Cursor] | None = None
+
+
+@attrs.frozen
+class FollowSubscribeFailed:
+    """Manager -> follow: a FollowSubscribe could not be placed."""
+
+    subscription_id: str
+    container_id: str
+    error: BaseException
+
+
+@attrs.frozen
+class FollowGone:
+    """Follow -> manager: this subscription cannot go on (no event stream, subscriber gone)."""
+
+    follow_id: str
+
+
+@attrs.frozen
+class _Listed:
+    ids: tuple[str, ...]
+    initial: bool
+    error: BaseException | None = None
+
+
+@attrs.frozen
+class _Checked:
+    container_id: str
+    matched: bool
+    since: str | None = None
+
+
+class Follow(Actor):
+    """One FollowContainers subscription. Started and stopped by the stream manager."""
+
+    def __init__(
+        self,
+        ctx: StreamContext,
+        *,
+        follow_id: str,
+        request: FollowContainers,
+        manager: pykka.ActorRef[Any],
+        reply: ReplyFuture,
+    ) -> None:
+        super().__init__()
+        self._ctx = ctx
+        self._id = follow_id
+        self._request = request
+        self._manager = manager
+        self._reply = reply
+        self._followed: dict[str, str] = {}  # container id -> its subscription id
+        self._checking: set[str] = set()
+        self._cursors: collections.OrderedDict[str, Mapping[str, Cursor]] = (
+            collections.OrderedDict()
+        )
+        self._counter = 0
+        filters = dict(request.filters or {})
+        filters.setdefault("status", ["running"])
+        self._filters = {k: list(v) if isinstance(v, tuple) else v for k, v in filters.items()}
+
+    # -- messages --
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, DockerEvent):
+            if message.action == "start" and message.id:
+                self._check(message.id)
+        elif isinstance(message, SubscriptionEnded):
+            self._ended(message)
+        elif isinstance(message, _Checked):
+            self._checked(message)
+        elif isinstance(message, _Listed):
+            self._listed(message)
+        elif isinstance(message, EventsReady):
+            if message.error is not None:
+                self._reply.try_set_exception(message.error)
+                self._tell_manager(FollowGone(self._id))
+            else:
+                self._list(initial=True)
+        elif isinstance(message, EventsReconnected):
+            self._list(initial=False)
+        elif isinstance(message, FollowSubscribeFailed):
+            self._failed(message)
+        elif isinstance(message, LogStreamError):
+            # The shared event stream gave up: containers started from now on are not seen.
+            self._tell_subscriber(LogStreamError("", message.error, self._id))
+        elif isinstance(message, FollowStatus):
+            return dict(self._followed)
+        elif isinstance(message, LogStreamEnded):
+            pass  # the event subscription ended (pool stopping or unsubscribed)
+        else:
+            msg = f"Follow does not understand {type(message).__name__}"
+            raise UnknownMessage(msg)
+        return None
+
+    # -- discovery --
+
+    def _list(self, *, initial: bool) -> None:
+        filters = self._filters
+        me = self.actor_ref
+
+        def list_ids(client: APIClient) -> tuple[str, ...]:
+            return tuple(str(c["Id"]) for c in ListContainers(filters=filters).execute(client))
+
+        def done(ids: tuple[str, ...] | None, error: BaseException | None) -> None:
+            with contextlib.suppress(pykka.ActorDeadError):
+                me.tell(_Listed(ids or (), initial, error))
+
+        self._ctx.calls.submit(list_ids, done)
+
+    def _listed(self, message: _Listed) -> None:
+        if message.error is not None:
+            error = self._ctx.error(message.error, "list_containers")
+            if message.initial:
+                self._reply.try_set_exception(error)
+                self._tell_manager(FollowGone(self._id))
+            else:
+                logger.warning("follow %s: re-listing containers failed: %s", self._id, error)
+            return
+        for cid in message.ids:
+            if cid in self._followed or cid in self._checking:
+                continue
+            if message.initial:
+                self._subscribe(cid, None, self._request.tail)
+            else:
+                self._check(cid)
+        if message.initial:
+            self._reply.try_set(Subscription(self._id, "follow"))
+
+    def _check(self, cid: str) -> None:
+        """Does the started container ``cid`` match? (and where do its new lines start)"""
+        if cid in self._followed or cid in self._checking:
+            return
+        self._checking.add(cid)
+        filters = dict(self._filters)
+        has_id = "id" in filters
+        if not has_id:
+            filters["id"] = [cid]
+        me = self.actor_ref
+
+        def check(client: APIClient) -> _Checked:
+            listed = {str(c["Id"]) for c in ListContainers(filters=filters).execute(client)}
+            if cid not in listed:
+                return _Checked(cid, matched=False)
+            state = InspectContainer(cid).execute(client)["State"]
+            finished = str(state.get("FinishedAt") or _NEVER)
+            since = None
+            if not finished.startswith("0001-"):
+                since = format_since(parse_timestamp(finished.encode()))
+            return _Checked(cid, matched=True, since=since)
+
+        def done(result: _Checked | None, error: BaseException | None) -> None:
+            if result is None:
+                result = _Checked(cid, matched=False)
+                if error is not None and not isinstance(
+                    self._ctx.error(error, "inspect_container"), NotFound
+                ):
+                    logger.warning(
+                        "follow %s: checking container %s failed: %s", self._id, cid[:12], error
+                    )
+            with contextlib.suppress(pykka.ActorDeadError):
+                me.tell(result)
+
+        self._ctx.calls.submit(check, done)
+
+    def _checked(self, message: _Checked) -> None:
+        self._checking.discard(message.container_id)
+        if not message.matched or message.container_id in self._followed:
+            return
+        self._subscribe(message.container_id, message.since, "all")
+
+    def _subscribe(self, cid: str, since: float | str | None, tail: int | str) -> None:
+        self._counter += 1
+        sub_id = f"{self._id}/{self._counter}"
+        self._followed[cid] = sub_id
+        resume = self._cursors.pop(cid, None)
+        self._tell_manager(FollowSubscribe(self._id, sub_id, cid, since, tail, resume))
+
+    # -- endings --
+
+    def _ended(self, message: SubscriptionEnded) -> None:
+        cid = message.container_id
+        if self._followed.get(cid) != message.subscription_id:
+            return
+        del self._followed[cid]
+        if not self._request.subscriber.is_alive():
+            self._tell_manager(FollowGone(self._id))  # nobody to deliver to any more
+            return
+        if message.reason == "removed":
+            self._cursors.pop(cid, None)
+            return
+        if message.cursors:
+            self._cursors[cid] = message.cursors
+            self._cursors.move_to_end(cid)
+            while len(self._cursors) > _REMEMBERED:
+                self._cursors.popitem(last=False)
+        if message.reason == "exited":
+            # It may have started again before its stream noticed the exit: its start
+            # event was then ignored (still followed), so look again.
+            self._check(cid)
+
+    def _failed(self, message: FollowSubscribeFailed) -> None:
+        cid = message.container_id
+        if self._followed.get(cid) == message.subscription_id:
+            del self._followed[cid]
+        error = message.error
+        if isinstance(error, NotFound):
+            return  # it went away before its stream opened
+        if isinstance(error, TooManyStreams):
+            logger.warning("follow %s: cannot follow %s: %s", self._id, cid[:12], error)
+        self._tell_subscriber(LogStreamError(cid, str(error), self._id))
+
+    def _tell_manager(self, message: Any) -> None:
+        # A dead manager means the pool is stopping (or broken): nothing left to ask it.
+        with contextlib.suppress(pykka.ActorDeadError):
+            self._manager.tell(message)
+
+    def _tell_subscriber(self, message: Any) -> None:
+        with contextlib.suppress(pykka.ActorDeadError):
+            self._request.subscriber.tell(message)
+
+
+@attrs.frozen
+class FollowStatus:
+    """Ask a Follow actor which containers it follows (container id -> subscription id)."""

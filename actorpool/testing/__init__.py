@@ -1,0 +1,7 @@
+"""Helpers for tests against real engines: a private sandbox dockerd and a fault proxy.
+
+Public, for your own tests as for ours. No runtime module imports this package
+(a test enforces it); the CLI's ``--sandbox`` reaches it only when asked.
+"""
+
+__all__: list[str] = []

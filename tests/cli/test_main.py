@@ -1,0 +1,509 @@
+"""The ``actorpool`` command line, run as a subprocess against the shared sandbox daemon."""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from actorpool.cli.main import parse_since
+from actorpool.testing.faultproxy import FaultProxy
+from actorpool.testing.sandbox import Sandbox
+
+from helpers import numbered_lines_cmd, wait_for_state, wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+MakeContainer = Callable[..., str]
+
+
+def cli_env(host: str | None, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DOCKER_HOST", "NO_COLOR")}
+    if host is not None:
+        env["DOCKER_HOST"] = host
+    env.update(extra)
+    return env
+
+
+def run_cli(
+    *args: str, host: str | None, timeout: float = 30, **env: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "actorpool", *args],
+        capture_output=True,
+        text=True,
+        env=cli_env(host, **env),
+        cwd=REPO,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def assert_one_line_error(stderr: str) -> str:
+    assert "Traceback" not in stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+class CliProcess:
+    """A running ``actorpool`` command whose output is collected line by line as it comes."""
+
+    def __init__(self, *args: str, host: str | None) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "actorpool", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=cli_env(host),
+            cwd=REPO,
+        )
+        self.out: list[str] = []
+        self.err: list[str] = []
+        self._readers = [
+            threading.Thread(target=self._read, args=(self.proc.stdout, self.out), daemon=True),
+            threading.Thread(target=self._read, args=(self.proc.stderr, self.err), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    @staticmethod
+    def _read(stream: Any, into: list[str]) -> None:
+        for line in stream:
+            into.append(line.rstrip("\n"))
+
+    def wait_for(self, lines: list[str], pattern: str, timeout: float) -> str:
+        regex = re.compile(pattern)
+
+        def found() -> str | None:
+            hit = next((line for line in list(lines) if regex.search(line)), None)
+            if hit is None and self.proc.poll() is not None:
+                raise AssertionError(
+                    f"actorpool exited ({self.proc.returncode}) before printing {pattern!r}:\n"
+                    + "\n".join(self.err)
+                )
+            return hit
+
+        return wait_until(found, timeout, message=f"a line matching {pattern!r}")
+
+    def finish(self, timeout: float) -> int:
+        code = self.proc.wait(timeout)
+        for reader in self._readers:
+            reader.join(5)
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def cli_processes() -> Iterator[list[CliProcess]]:
+    started: list[CliProcess] = []
+    yield started
+    for process in started:
+        process.kill()
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def ticker_cmd(word: str, delay: float = 0.2) -> list[str]:
+    """Logs ``<word> 1``, ``<word> 2``, ... to stdout every ``delay`` seconds, for a minute."""
+    return ["sh", "-c", f'i=1; while [ $i -le 300 ]; do echo "{word} $i"; i=$((i+1)); '
+            f"usleep {int(delay * 1e6)}; done"]  # fmt: skip
+
+
+# --------------------------------------------------------------------------- ps
+
+
+def test_ps_lists_a_running_container_as_a_table(
+    sandbox: Sandbox, make_container: MakeContainer
+) -> None:
+    name = unique("ps")
+    cid = make_container(["sleep", "60"], name=name)
+    result = run_cli("ps", host=sandbox.url)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["CONTAINER", "ID", "IMAGE", "COMMAND", "STATUS", "NAMES"]
+    row = next(line for line in lines if line.startswith(cid[:12]))
+    assert row.endswith(name)
+    assert '"sleep 60"' in row
+    assert "Up " in row
+
+
+def test_ps_all_and_filters(
+    sandbox: Sandbox, make_container: MakeContainer, docker_api: Any
+) -> None:
+    label = unique("ps")
+    running = make_container(["sleep", "60"], labels={"t": label})
+    exited = make_container(["true"], labels={"t": label})
+    wait_for_state(docker_api, exited, "exited")
+    only_running = run_cli("ps", "-q", "--filter", f"label=t={label}", host=sandbox.url)
+    everything = run_cli("ps", "-a", "-q", "--filter", f"label=t={label}", host=sandbox.url)
+    assert only_running.stdout.split() == [running[:12]]
+    assert sorted(everything.stdout.split()) == sorted([running[:12], exited[:12]])
+
+
+# --------------------------------------------------------------------------- logs
+
+
+@pytest.fixture
+def finished_logger(make_container: MakeContainer, docker_api: Any) -> tuple[str, str]:
+    name = unique("logs")
+    cid = make_container(numbered_lines_cmd(3), name=name)
+    wait_for_state(docker_api, cid, "exited")
+    return cid, name
+
+
+def test_logs_sends_stdout_lines_to_stdout_and_stderr_lines_to_stderr(
+    sandbox: Sandbox, finished_logger: tuple[str, str]
+) -> None:
+    _, name = finished_logger
+    result = run_cli("logs", name, host=sandbox.url)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["out 1", "out 2", "out 3"]
+    assert result.stderr.splitlines() == ["err 1", "err 2", "err 3"]
+
+
+def test_logs_tail_since_and_timestamps(
+    sandbox: Sandbox, make_container: MakeContainer, docker_api: Any
+) -> None:
+    # stdout only: the daemon may store the two streams' lines in either order.
+    cid = make_container(numbered_lines_cmd(3, stderr=False))
+    wait_for_state(docker_api, cid, "exited")
+    result = run_cli("logs", "-n", "2", "-t", cid[:12], host=sandbox.url)
+    assert result.returncode == 0, result.stderr
+    stamp = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z "
+    assert all(re.match(stamp, line) for line in result.stdout.splitlines())
+    assert [re.sub(stamp, "", line) for line in result.stdout.splitlines()] == ["out 2", "out 3"]
+    future = run_cli("logs", "--since", "2999-01-01T00:00:00Z", cid, host=sandbox.url)
+    assert (future.returncode, future.stdout, future.stderr) == (0, "", "")
+    recent = run_cli("logs", "--since", "10m", cid, host=sandbox.url)
+    assert recent.stdout.splitlines() == ["out 1", "out 2", "out 3"]
+
+
+def test_logs_of_several_containers_are_prefixed_by_name(
+    sandbox: Sandbox, make_container: MakeContainer, docker_api: Any
+) -> None:
+    first, second = unique("a"), unique("b")
+    for name in (first, second):
+        wait_for_state(docker_api, make_container(numbered_lines_cmd(2), name=name), "exited")
+    result = run_cli("logs", first, second, host=sandbox.url)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.splitlines()
+    assert sorted(out) == sorted(f"{n} | out {i}" for n in (first, second) for i in (1, 2))
+    assert "\x1b[" not in result.stdout + result.stderr  # not a TTY: no colour
+
+
+def _logs_on_a_tty(host: str, names: list[str], **env: str) -> str:
+    leader, follower = pty.openpty()
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "actorpool", "logs", *names],
+            stdout=follower,
+            stderr=subprocess.DEVNULL,
+            env=cli_env(host, **env),
+            cwd=REPO,
+            timeout=30,
+            check=True,
+        )
+        os.close(follower)
+        follower = -1
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the writer is gone and everything was read
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks).decode()
+    finally:
+        os.close(leader)
+        if follower != -1:
+            os.close(follower)
+
+
+def test_logs_colours_names_on_a_tty_unless_no_color(
+    sandbox: Sandbox, make_container: MakeContainer, docker_api: Any
+) -> None:
+    names = [unique("c1"), unique("c2")]
+    for name in names:
+        wait_for_state(docker_api, make_container(numbered_lines_cmd(1), name=name), "exited")
+    coloured = _logs_on_a_tty(sandbox.url, names)
+    plain = _logs_on_a_tty(sandbox.url, names, NO_COLOR="1")
+    assert f"\x1b[36m{names[0]} | \x1b[0mout 1" in coloured
+    assert f"\x1b[33m{names[1]} | \x1b[0mout 1" in coloured
+    assert "\x1b[" not in plain
+    assert f"{names[0]} | out 1" in plain
+
+
+def test_logs_follow_prints_new_lines_and_ends_when_the_container_exits(
+    sandbox: Sandbox, make_container: MakeContainer
+) -> None:
+    cid = make_container(numbered_lines_cmd(10, stderr=False, delay=0.1))
+    began = time.monotonic()
+    result = run_cli("logs", "-f", cid, host=sandbox.url)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [f"out {i}" for i in range(1, 11)]
+    assert time.monotonic() - began < 15
+
+
+def test_logs_of_an_unknown_container_is_one_line_and_exit_4(sandbox: Sandbox) -> None:
+    result = run_cli("logs", "no-such-container-here", host=sandbox.url)
+    assert result.returncode == 4
+    line = assert_one_line_error(result.stderr)
+    assert "no such container: no-such-container-here" in line
+    assert result.stdout == ""
+
+
+def test_logs_of_an_invalid_name_is_a_usage_error(sandbox: Sandbox) -> None:
+    result = run_cli("logs", "not a name", host=sandbox.url)
+    assert result.returncode == 2
+    assert "is not a container id or name" in assert_one_line_error(result.stderr)
+
+
+# --------------------------------------------------------------------------- monitor
+
+
+def test_monitor_follows_containers_started_before_and_after_it(
+    sandbox: Sandbox, make_container: MakeContainer, cli_processes: list[CliProcess]
+) -> None:
+    label = unique("mon")
+    before, after = unique("before"), unique("after")
+    make_container(ticker_cmd("tick-before"), name=before, labels={"t": label})
+    monitor = CliProcess(
+        "monitor", "--no-sandbox", "--duration", "4", "--summary-interval", "1",
+        "--filter", f"label=t={label}", "--metrics", "127.0.0.1:0",
+        host=sandbox.url,
+    )  # fmt: skip
+    cli_processes.append(monitor)
+    monitor.wait_for(monitor.err, r"following logs on", timeout=15)
+    monitor.wait_for(monitor.out, rf"^{before} \| tick-before \d+$", timeout=10)
+    make_container(ticker_cmd("tick-after"), name=after, labels={"t": label})
+    assert monitor.finish(timeout=20) == 0, "\n".join(monitor.err)
+    assert any(re.match(rf"^{after} +\| tick-after \d+$", line) for line in monitor.out)
+    summaries = [line for line in monitor.err if line.startswith("actorpool health:")]
+    assert summaries, monitor.err
+    assert re.search(
+        r"size=\d+ healthy=\d+ breakers_open=0 streams=\d+ lines/s=[\d.]+", summaries[0]
+    )
+    assert "metrics at http://127.0.0.1:" in "\n".join(monitor.err)
+    assert not any("Traceback" in line for line in monitor.err)
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 0)])
+def test_monitor_stops_within_two_seconds_on_a_signal(
+    sandbox: Sandbox,
+    make_container: MakeContainer,
+    cli_processes: list[CliProcess],
+    signum: int,
+    code: int,
+) -> None:
+    label = unique("sig")
+    name = unique("ticker")
+    make_container(ticker_cmd("tick", delay=0.05), name=name, labels={"t": label})
+    monitor = CliProcess(
+        "monitor", "--no-sandbox", "--filter", f"label=t={label}", "--metrics", "127.0.0.1:0",
+        host=sandbox.url,
+    )  # fmt: skip
+    cli_processes.append(monitor)
+    monitor.wait_for(monitor.out, rf"^{name} \| tick \d+$", timeout=15)
+    sent = time.monotonic()
+    monitor.proc.send_signal(signum)
+    assert monitor.finish(timeout=10) == code
+    assert time.monotonic() - sent < 2.0
+    assert not any("Traceback" in line for line in monitor.err), monitor.err
+
+
+def _dockerd_processes_under(root: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(root.encode() in arg for arg in argv):
+            pids.append(int(entry.name))
+    return pids
+
+
+def test_monitor_starts_a_private_sandbox_with_demo_containers_and_removes_it(
+    tmp_path: Path, cli_processes: list[CliProcess]
+) -> None:
+    nowhere = f"unix://{tmp_path}/no-daemon.sock"
+    began = time.monotonic()
+    monitor = CliProcess(
+        "monitor", "--sandbox", "--duration", "4", "--summary-interval", "2",
+        "--metrics", "127.0.0.1:0",
+        host=nowhere,
+    )  # fmt: skip
+    cli_processes.append(monitor)
+    assert monitor.finish(timeout=40) == 0, "\n".join(monitor.err)
+    assert time.monotonic() - began < 20
+    err = "\n".join(monitor.err)
+    up = re.search(r"sandbox daemon up in [\d.]+s at unix://(\S+)/docker\.sock", err)
+    assert up, err
+    root = up[1]
+    levels = {
+        m[1] for line in monitor.out if (m := re.match(r"^demo-\w+ +\| (INFO|WARN|ERROR) ", line))
+    }
+    assert "INFO" in levels, monitor.out[:20]
+    assert any(line.startswith("actorpool health:") for line in monitor.err)
+    assert "sandbox daemon stopped and removed" in err
+    assert "Traceback" not in err
+    assert _dockerd_processes_under(root) == []
+    assert not Path(root).exists()
+
+
+def test_monitor_does_not_start_a_sandbox_for_an_explicit_unreachable_host(
+    tmp_path: Path,
+) -> None:
+    result = run_cli("monitor", "--duration", "1", host=f"unix://{tmp_path}/no.sock")
+    assert result.returncode == 3
+    line = assert_one_line_error(result.stderr)
+    assert f"cannot reach Docker at unix://{tmp_path}/no.sock: no such socket" in line
+
+
+# --------------------------------------------------------------------------- health
+
+
+def test_health_reports_every_connection_and_exits_0(sandbox: Sandbox) -> None:
+    result = run_cli("health", host=sandbox.url)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:3] == ["CONNECTION", "HEALTH", "BREAKER"]
+    rows = [line.split() for line in lines[1:] if re.match(r"^c\d+ ", line)]
+    assert len(rows) == 10  # initial_pool_size of the default configuration
+    assert all(row[1] == "healthy" and row[2] == "closed" for row in rows)
+    assert all(row[3] == "1.00" and int(row[5]) >= 1 for row in rows)  # each took a ping
+    assert lines[-1].startswith("pool ok: 10 connections")
+
+
+class _FirstConnectionPasses(FaultProxy):
+    """Forwards the first connection (the CLI's up-front ping), answers 503 to every later one."""
+
+    @property  # type: ignore[override]
+    def mode(self) -> str:
+        return "pass" if self.connections <= 1 else "status503"
+
+    @mode.setter
+    def mode(self, value: str) -> None:
+        pass
+
+
+def test_health_exits_1_when_the_pool_cannot_ping_through_its_connections(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    config = tmp_path / "fast.yaml"
+    config.write_text(
+        "docker:\n  pool:\n    max_retries: 1\n    initial_retry_delay: 50ms\n"
+        "    health_check_timeout: 2s\n"
+    )
+    with _FirstConnectionPasses(sandbox.socket_path) as proxy:
+        result = run_cli("health", "--config", str(config), "-H", proxy.url, host=None)
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.splitlines()[-1].startswith("pool DEGRADED: 10 connections")
+    assert "10 of 10 pings failed; the first: ping: " in result.stderr
+    assert "503" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_health_with_an_unreachable_host_exits_3_with_one_line(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    result = run_cli("health", "-H", f"unix://{tmp_path}/nope.sock", host=sandbox.url)
+    assert result.returncode == 3
+    line = assert_one_line_error(result.stderr)
+    assert line == (
+        f"actorpool: cannot reach Docker at unix://{tmp_path}/nope.sock: no such socket — is "
+        "the daemon running? set DOCKER_HOST, -H or docker.pool.socket_path"
+    )
+
+
+# --------------------------------------------------------------------------- config
+
+
+def test_config_check_prints_the_effective_configuration(sandbox: Sandbox) -> None:
+    result = run_cli("config", "check", "config.yaml", host=sandbox.url)
+    assert result.returncode == 0, result.stderr
+    effective = yaml.safe_load(result.stdout)
+    assert effective["docker"]["pool"]["min_pool_size"] == 5
+    assert effective["docker"]["pool"]["socket_path"] == sandbox.url  # from DOCKER_HOST
+    assert effective["docker"]["streams"]["overflow_policy"] == "block"
+
+
+def test_config_check_of_a_bad_file_exits_2_with_the_config_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("docker:\n  pool:\n    min_pool_size: 0\n")
+    result = run_cli("config", "check", str(bad), host=None)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    line = assert_one_line_error(result.stderr)
+    assert line == f"actorpool: {bad}: docker.pool.min_pool_size: must be an integer >= 1, got 0"
+
+
+def test_host_flag_beats_the_file_which_beats_docker_host(tmp_path: Path) -> None:
+    named = tmp_path / "named.yaml"
+    named.write_text("docker:\n  pool:\n    socket_path: unix:///from/file.sock\n")
+
+    def socket_path(*args: str) -> str:
+        result = run_cli(*args, host="unix:///from/env.sock")
+        assert result.returncode == 0, result.stderr
+        return str(yaml.safe_load(result.stdout)["docker"]["pool"]["socket_path"])
+
+    assert socket_path("config", "check") == "unix:///from/env.sock"
+    assert socket_path("config", "check", str(named)) == "unix:///from/file.sock"
+    assert socket_path("--config", str(named), "config", "check") == "unix:///from/file.sock"
+    assert socket_path("-H", "tcp://10.0.0.1:2375", "config", "check", str(named)) == (
+        "tcp://10.0.0.1:2375"
+    )
+    assert socket_path("config", "check", "-H", "/flag.sock") == "unix:///flag.sock"
+
+
+# --------------------------------------------------------------------------- usage
+
+
+@pytest.mark.parametrize(
+    "command", [[], ["ps"], ["logs"], ["monitor"], ["health"], ["config", "check"]]
+)
+def test_every_command_has_help_with_the_exit_codes(command: list[str]) -> None:
+    result = run_cli(*command, "--help", host=None)
+    assert result.returncode == 0
+    assert "exit codes:" in result.stdout
+    assert "130  interrupted" in result.stdout
+
+
+def test_a_usage_error_is_one_line_and_exit_2() -> None:
+    result = run_cli("ps", "--filter", "no-equals-sign", host=None)
+    assert result.returncode == 2
+    line = assert_one_line_error(result.stderr)
+    assert "filter must be key=value" in line
+
+
+def test_parse_since_accepts_times_unix_seconds_and_durations_ago() -> None:
+    assert parse_since("2024-01-31T12:00:00.123456789Z") == "1706702400.123456789"
+    assert parse_since("2024-01-31T12:00:00") == "1706702400.000000000"
+    assert parse_since("2024-01-31T13:00:00+01:00") == "1706702400.000000000"
+    assert parse_since("1706702400.5") == "1706702400.500000000"
+    assert parse_since("1h30m", now=1706702400.0) == "1706697000.000000000"
+    assert parse_since("250ms", now=1706702400.0) == "1706702399.750000000"
+    with pytest.raises(ValueError, match="--since must be"):
+        parse_since("yesterday")

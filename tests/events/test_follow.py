@@ -1,0 +1,187 @@
+"""FollowContainers against a real dockerd: discovery, new containers, restarts, scale."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pykka
+import pytest
+
+from actorpool.messages import (
+    FollowContainers,
+    LogChunk,
+    LogStreamEnded,
+    LogStreamError,
+    StreamStats,
+    StreamStatsReport,
+    Unsubscribe,
+)
+
+from helpers import wait_until
+from streamkit import StreamHarness, ask
+
+
+@pytest.fixture
+def label() -> str:
+    """A label value of the test's own, so other tests' containers never match."""
+    return uuid.uuid4().hex[:12]
+
+
+def lines_of(sink: list[Any], cid: str) -> list[str]:
+    return [
+        line.text
+        for m in list(sink)
+        if isinstance(m, LogChunk) and m.container_id == cid
+        for line in m.lines
+    ]
+
+
+def ends_of(sink: list[Any], cid: str) -> list[LogStreamEnded | LogStreamError]:
+    return [
+        m
+        for m in list(sink)
+        if isinstance(m, LogStreamEnded | LogStreamError) and m.container_id == cid
+    ]
+
+
+def stats(manager: pykka.ActorRef[Any]) -> StreamStatsReport:
+    report: StreamStatsReport = ask(manager, StreamStats())
+    return report
+
+
+def test_running_and_new_matching_containers_are_followed_and_others_are_not(
+    harness: StreamHarness, make_container: Callable[..., str], docker_api: Any, label: str
+) -> None:
+    manager = harness.manager()
+    running = make_container(["sh", "-c", "echo old; sleep 60"], labels={"follow": label})
+    other = make_container(["sh", "-c", "echo other; sleep 60"], labels={"follow": "x" + label})
+    sub, sink = harness.subscriber()
+    subscription = ask(manager, FollowContainers(sub, {"label": [f"follow={label}"]}))
+    assert subscription.kind == "follow"
+    wait_until(lambda: lines_of(sink, running) == ["old"], 10)
+    new = make_container(["sh", "-c", "echo new; sleep 60"], labels={"follow": label}, start=False)
+    docker_api.start(new)
+    started = time.monotonic()
+    wait_until(lambda: lines_of(sink, new) == ["new"], 5)
+    assert time.monotonic() - started < 1.0  # followed within a second of its start
+    assert lines_of(sink, other) == []
+    assert all(m.subscription_id == subscription.id for m in sink if isinstance(m, LogChunk))
+    report = stats(manager)
+    assert report.log_streams == 2
+    assert report.follows == 1
+
+
+def test_an_exited_container_ends_and_is_picked_up_again_when_it_restarts(
+    harness: StreamHarness, make_container: Callable[..., str], docker_api: Any, label: str
+) -> None:
+    manager = harness.manager()
+    sub, sink = harness.subscriber()
+    ask(manager, FollowContainers(sub, {"label": [f"follow={label}"]}))
+    # Each run prints its own number (the container's filesystem survives a restart).
+    script = "n=$(cat /tmp/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /tmp/n; echo run $n"
+    cid = make_container(["sh", "-c", script + "; sleep 0.5"], labels={"follow": label})
+    wait_until(lambda: ends_of(sink, cid), 10)
+    assert lines_of(sink, cid) == ["run 1"]
+    assert ends_of(sink, cid)[0].reason == "exited"
+    docker_api.start(cid)
+    wait_until(lambda: len(ends_of(sink, cid)) == 2, 10)
+    assert lines_of(sink, cid) == ["run 1", "run 2"]  # the first run not repeated
+    assert [e.reason for e in ends_of(sink, cid)] == ["exited", "exited"]
+
+
+def test_unsubscribe_ends_every_followed_container(
+    harness: StreamHarness, make_container: Callable[..., str], label: str
+) -> None:
+    manager = harness.manager()
+    loop = "i=0; while true; do echo tick $i; i=$((i+1)); usleep 20000; done"
+    cids = [make_container(["sh", "-c", loop], labels={"follow": label}) for _ in range(3)]
+    sub, sink = harness.subscriber()
+    subscription = ask(manager, FollowContainers(sub, {"label": [f"follow={label}"]}))
+    wait_until(lambda: all(lines_of(sink, cid) for cid in cids), 10)
+    assert ask(manager, Unsubscribe(subscription.id)) is True
+    for cid in cids:
+        wait_until(lambda cid=cid: ends_of(sink, cid), 5)
+        assert ends_of(sink, cid)[0].reason == "unsubscribed"
+    wait_until(lambda: LogStreamEnded("", "unsubscribed", subscription.id) in sink, 5)
+    wait_until(lambda: stats(manager).log_streams == 0, 5)
+    count = len(sink)
+    time.sleep(0.3)
+    assert len(sink) == count
+    report = stats(manager)
+    assert (report.follows, report.event_streams, report.subscriptions) == (0, 0, 0)
+
+
+def test_fifty_containers_are_followed_at_once(
+    harness: StreamHarness, make_container: Callable[..., str], docker_api: Any, label: str
+) -> None:
+    manager = harness.manager()
+    script = "echo first; sleep 2; echo second; sleep 60"
+    with ThreadPoolExecutor(8) as pool:  # creating containers is the slow part (vfs)
+        cids = list(
+            pool.map(
+                lambda _: make_container(["sh", "-c", script], labels={"follow": label}),
+                range(50),
+            )
+        )
+        sub, sink = harness.subscriber()
+        ask(manager, FollowContainers(sub, {"label": [f"follow={label}"]}))
+        wait_until(lambda: all(lines_of(sink, cid) == ["first", "second"] for cid in cids), 20)
+        report = stats(manager)
+        assert report.log_streams == 50
+        assert report.event_streams == 1
+        # Remove them in parallel (the fixture would, one by one); each stream ends.
+        list(pool.map(lambda cid: docker_api.remove_container(cid, force=True), cids))
+    wait_until(lambda: all(ends_of(sink, cid) for cid in cids), 15)
+    ends = [e for cid in cids for e in ends_of(sink, cid)]
+    assert all(isinstance(e, LogStreamEnded) for e in ends), ends
+    assert {e.reason for e in ends if isinstance(e, LogStreamEnded)} <= {"exited", "removed"}
+    wait_until(lambda: stats(manager).log_streams == 0, 10)
+
+
+def test_containers_past_max_concurrent_streams_are_reported_to_the_subscriber(
+    harness: StreamHarness, make_container: Callable[..., str], label: str
+) -> None:
+    manager = harness.manager(performance={"max_concurrent_streams": 3})
+    cids = [
+        make_container(["sh", "-c", "echo hi; sleep 60"], labels={"follow": label})
+        for _ in range(3)
+    ]
+    sub, sink = harness.subscriber()
+    ask(manager, FollowContainers(sub, {"label": [f"follow={label}"]}))  # + 1 event stream
+    errors = wait_until(
+        lambda: [m for m in list(sink) if isinstance(m, LogStreamError) and m.container_id], 10
+    )
+    assert len(errors) == 1
+    assert "max_concurrent_streams" in errors[0].error
+    wait_until(lambda: sum(1 for cid in cids if lines_of(sink, cid) == ["hi"]) == 2, 10)
+
+
+def test_a_crashed_event_stream_is_replaced_and_later_containers_are_followed(
+    harness: StreamHarness, make_container: Callable[..., str], docker_api: Any, label: str
+) -> None:
+    foreign = {ref.actor_urn for ref in pykka.ActorRegistry.get_by_class_name("EventStream")}
+    manager = harness.manager()
+    sub, sink = harness.subscriber()
+    ask(manager, FollowContainers(sub, {"label": [f"follow={label}"]}))
+    mine = [
+        ref
+        for ref in pykka.ActorRegistry.get_by_class_name("EventStream")
+        if ref.actor_urn not in foreign
+    ]
+    assert len(mine) == 1
+    # Created now, started during the gap (before the manager replaced the stream) or after.
+    during = make_container(
+        ["sh", "-c", "echo during; sleep 60"], labels={"follow": label}, start=False
+    )
+    mine[0].tell("crash")  # an unknown message by tell fails a Pykka actor
+    docker_api.start(during)
+    wait_until(lambda: lines_of(sink, during) == ["during"], 10)
+    later = make_container(["sh", "-c", "echo later; sleep 60"], labels={"follow": label})
+    wait_until(lambda: lines_of(sink, later) == ["later"], 10)
+    report = stats(manager)
+    assert (report.event_streams, report.follows, report.log_streams) == (1, 1, 2)
+    assert not ends_of(sink, "")  # the subscription itself never ended
