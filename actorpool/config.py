@@ -7,7 +7,7 @@ validators raise :class:`~actorpool.errors.ConfigError` naming the full key
 path, the value and the rule, so ``attrs.evolve(cfg.pool, min_pool_size=0)``
 fails as clearly as a bad YAML file does. Durations are stored as float
 seconds; in YAML (and in ``evolve``) they may also be written ``"250ms"``,
-``"5s"``, ``"5m"`` or ``"1h"``.
+``"5s"``, ``"5m"``, ``"1h"`` or compound, ``"1h30m"`` (see :func:`parse_duration`).
 
 The top-level ``config.yaml`` of the repository lists every option with its
 default.
@@ -20,6 +20,7 @@ import math
 import os
 import re
 from collections.abc import Callable, Mapping
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -45,16 +46,20 @@ __all__ = [
     "load_config",
     "normalize_socket_path",
     "parse_duration",
+    "parse_duration_ns",
 ]
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 """The daemon address used when neither the file nor ``DOCKER_HOST`` gives one."""
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h)?$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_NUMBER = r"(?:\d+(?:\.\d+)?|\.\d+)"
+_BARE_SECONDS = re.compile(rf"^{_NUMBER}$")
+_COMPOUND = re.compile(rf"^(?:\s*{_NUMBER}\s*(?:ms|h|m|s))+$")
+_PART = re.compile(rf"({_NUMBER})\s*(ms|h|m|s)")
+_UNIT_SECONDS = {"ms": Fraction(1, 1000), "s": Fraction(1), "m": Fraction(60), "h": Fraction(3600)}
 _API_VERSION = re.compile(r"^1\.\d{1,2}$")
 _METRIC_PREFIX = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-_DURATION_RULE = "must be a duration such as '250ms', '5s', '5m', '1h' or a number of seconds"
+_DURATION_RULE = "must be a duration such as '250ms', '5s', '1h30m' or a number of seconds"
 
 # YAML spellings accepted for a field under another name; both may be given only if equal.
 _ALIASES = {"pool": {"pool_size": "initial_pool_size", "retry_delay": "initial_retry_delay"}}
@@ -79,24 +84,52 @@ def _show(value: object) -> str:
 
 
 def parse_duration(value: object, key_path: str) -> float:
-    """Parse a duration into float seconds.
+    """Parse a duration into float seconds: every duration option and flag goes through here.
 
     Args:
-        value: A number of seconds (int or float, not bool) or a string such as
-            ``"250ms"``, ``"5s"``, ``"5m"``, ``"1h"`` (a bare numeric string is seconds).
-        key_path: The option being parsed, named in the error.
+        value: A number of seconds (int or float, not bool), a bare numeric string
+            (seconds), or number-unit parts with units ``ms``, ``s``, ``m``, ``h``:
+            ``"250ms"``, ``"5s"``, ``"1h30m"``, ``"1m30.5s"``, ``"2h5m10s500ms"``.
+        key_path: The option (or flag) being parsed, named in the error.
 
     Raises:
         ConfigError: ``value`` is not a finite, non-negative duration.
     """
-    seconds: float | None = None
+    seconds = _exact_seconds(value, key_path)
+    try:
+        # float(Fraction) rounds once, so "0.1" and "100ms" give exactly float("0.1").
+        return float(seconds)
+    except OverflowError:
+        raise _fail(key_path, _DURATION_RULE, value) from None
+
+
+def parse_duration_ns(value: object, key_path: str) -> int:
+    """Parse a duration like :func:`parse_duration`, into exact integer nanoseconds.
+
+    For callers that do arithmetic with nanosecond timestamps (``--since 1h30m``), where
+    float seconds since 1970 cannot hold a nanosecond.
+
+    Raises:
+        ConfigError: ``value`` is not a finite, non-negative duration.
+    """
+    return round(_exact_seconds(value, key_path) * 1_000_000_000)
+
+
+def _exact_seconds(value: object, key_path: str) -> Fraction:
+    seconds: Fraction | None = None
     if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
+        if math.isfinite(value):
+            seconds = Fraction(value)
     elif isinstance(value, str):
-        match = _DURATION.match(value.strip())
-        if match:
-            seconds = float(match[1]) * _UNIT_SECONDS[match[2] or "s"]
-    if seconds is None or not math.isfinite(seconds):
+        text = value.strip()
+        if _BARE_SECONDS.match(text):
+            seconds = Fraction(text)
+        elif _COMPOUND.match(text):
+            seconds = sum(
+                (Fraction(n) * _UNIT_SECONDS[unit] for n, unit in _PART.findall(text)),
+                Fraction(0),
+            )
+    if seconds is None:
         raise _fail(key_path, _DURATION_RULE, value)
     if seconds < 0:
         raise _fail(key_path, "must not be negative", value)

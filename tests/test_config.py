@@ -28,6 +28,7 @@ from actorpool.config import (
     load_config,
     normalize_socket_path,
     parse_duration,
+    parse_duration_ns,
 )
 from actorpool.errors import ConfigError
 
@@ -242,6 +243,12 @@ def test_socket_path_is_normalised_to_a_url(given: str, expected: str) -> None:
         ("2h", 7200.0),
         ("1.5s", 1.5),
         (" 10 s ", 10.0),
+        ("1h30m", 5400.0),
+        ("1m30.5s", 90.5),
+        ("2h5m10s500ms", 7510.5),
+        ("1h 30m", 5400.0),
+        ("90m1h", 9000.0),
+        ("100ms", 0.1),
         ("7", 7.0),
         (3, 3.0),
         (0.05, 0.05),
@@ -256,8 +263,36 @@ def test_parse_duration(given: object, seconds: float) -> None:
 
 @given(st.integers(min_value=0, max_value=10**6), st.sampled_from(["ms", "s", "m", "h"]))
 def test_duration_units_round_trip(number: int, unit: str) -> None:
-    factor = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
-    assert parse_duration(f"{number}{unit}", "k") == number * factor
+    ns = {"ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}[unit] * number
+    assert parse_duration_ns(f"{number}{unit}", "k") == ns
+    assert parse_duration(f"{number}{unit}", "k") == ns / 10**9
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 10**4), st.sampled_from(["ms", "s", "m", "h"])),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_compound_durations_are_the_sum_of_their_parts(parts: list[tuple[int, str]]) -> None:
+    text = "".join(f"{n}{unit}" for n, unit in parts)
+    whole = sum(parse_duration_ns(f"{n}{unit}", "k") for n, unit in parts)
+    assert parse_duration_ns(text, "k") == whole
+    assert parse_duration(text, "k") == whole / 10**9
+
+
+def test_duration_in_nanoseconds_is_exact() -> None:
+    # Float seconds would give 5400000000000.001 or similar for long compound durations.
+    assert parse_duration_ns("2h5m10s500ms", "k") == 7_510_500_000_000
+    assert parse_duration_ns("0.000000001s", "k") == 1
+    assert parse_duration_ns(0.25, "k") == 250_000_000
+
+
+@pytest.mark.parametrize("bad", ["1h30", "h", "1.s", "1e3", "-5s", "5 parsecs", "1" * 400 + "h"])
+def test_parse_duration_refuses(bad: str) -> None:
+    with pytest.raises(ConfigError, match=rf"^k: {DURATION}, got"):
+        parse_duration(bad, "k")
 
 
 @given(st.floats(min_value=0.001, max_value=1e7, allow_nan=False))
@@ -346,7 +381,7 @@ def test_configs_are_frozen_and_hashable() -> None:
 
 # --- errors -----------------------------------------------------------------------------------
 
-DURATION = "must be a duration such as '250ms', '5s', '5m', '1h' or a number of seconds"
+DURATION = "must be a duration such as '250ms', '5s', '1h30m' or a number of seconds"
 TCP = "docker.pool.socket_path: a tcp address must be exactly 'tcp://host:port'"
 SOCKET = "must be an absolute unix socket path, 'unix:///abs/path' or 'tcp://host:port'"
 TLS_ON_UNIX = (

@@ -16,6 +16,7 @@ keeps the import one way (``cli`` imports this module, never the reverse).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import re
 import time
@@ -25,7 +26,7 @@ from typing import Any, Literal, NoReturn
 import attrs
 
 import actorpool
-from actorpool.config import parse_duration
+from actorpool.config import parse_duration, parse_duration_ns
 from actorpool.errors import ConfigError
 
 __all__ = [
@@ -133,7 +134,7 @@ def _seconds_arg(value: str) -> float:
     try:
         seconds = parse_duration(value, "value")
     except ConfigError:
-        msg = f"must be a number of seconds or a duration like 500ms, 5s, 2m; got {value!r}"
+        msg = f"must be a number of seconds or a duration like 500ms, 5s, 1h30m; got {value!r}"
         raise argparse.ArgumentTypeError(msg) from None
     if seconds <= 0:
         msg = f"must be more than zero seconds, got {value!r}"
@@ -323,8 +324,6 @@ def build_parser(handlers: Handlers) -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------- --since
 
 
-_AGO = re.compile(r"^(?:\d+(?:\.\d+)?(?:ms|s|m|h))+$")
-_AGO_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIX = re.compile(r"^(\d+)(?:\.(\d{1,9}))?$")
 _ISO_FRACTION = re.compile(r"\.(\d+)")
 
@@ -334,7 +333,8 @@ def parse_since(value: str, *, now: float | None = None) -> str:
 
     Accepts what ``docker logs --since`` does: an RFC 3339 time
     (``2024-01-31T12:00:00.5Z``; no zone means UTC), Unix seconds
-    (``1706702400.5``), or a duration ago (``90s``, ``10m``, ``1h30m``).
+    (``1706702400.5``), or a duration ago in any form
+    :func:`~actorpool.config.parse_duration` takes (``90s``, ``10m``, ``1h30m``).
 
     Raises:
         ValueError: None of those.
@@ -343,10 +343,9 @@ def parse_since(value: str, *, now: float | None = None) -> str:
     unix = _UNIX.match(text)
     if unix:
         return f"{unix[1]}.{(unix[2] or '').ljust(9, '0')}"
-    if _AGO.match(text):
+    with contextlib.suppress(ConfigError):
         # Integer nanoseconds: float seconds since 1970 cannot hold nanoseconds exactly.
-        units = {"ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000}
-        ago = sum(round(float(n) * units[unit]) for n, unit in _AGO_PART.findall(text))
+        ago = parse_duration_ns(text, "--since")
         ns = (time.time_ns() if now is None else round(now * 1e9)) - ago
         return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
     fraction = _ISO_FRACTION.search(text)

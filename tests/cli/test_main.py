@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 import yaml
 
-from actorpool.cli.main import parse_since
 from actorpool.testing.faultproxy import FaultProxy
 from actorpool.testing.sandbox import Sandbox
 
@@ -496,14 +495,3 @@ def test_a_usage_error_is_one_line_and_exit_2() -> None:
     assert result.returncode == 2
     line = assert_one_line_error(result.stderr)
     assert "filter must be key=value" in line
-
-
-def test_parse_since_accepts_times_unix_seconds_and_durations_ago() -> None:
-    assert parse_since("2024-01-31T12:00:00.123456789Z") == "1706702400.123456789"
-    assert parse_since("2024-01-31T12:00:00") == "1706702400.000000000"
-    assert parse_since("2024-01-31T13:00:00+01:00") == "1706702400.000000000"
-    assert parse_since("1706702400.5") == "1706702400.500000000"
-    assert parse_since("1h30m", now=1706702400.0) == "1706697000.000000000"
-    assert parse_since("250ms", now=1706702400.0) == "1706702399.750000000"
-    with pytest.raises(ValueError, match="--since must be"):
-        parse_since("yesterday")
