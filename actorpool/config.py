@@ -30,6 +30,7 @@ import yaml
 
 from actorpool.errors import ConfigError
 from actorpool.observe.log import redact_text
+from actorpool.observe.metrics import parse_listen
 
 __all__ = [
     "DEFAULT_SOCKET",
@@ -272,17 +273,7 @@ def _existing_file(inst: _Section, attr: attrs.Attribute[Any], value: object) ->
 
 
 def _listen(inst: _Section, attr: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, str) or _split_listen(value) is None:
-        raise _fail(_key(inst, attr), "must be 'host:port' with a port in 0-65535", value)
-
-
-def _split_listen(value: str) -> tuple[str, int] | None:
-    host, sep, port = value.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        return None
-    return host, int(port)
+    parse_listen(value, _key(inst, attr))
 
 
 def _metric_prefix(inst: _Section, attr: attrs.Attribute[Any], value: object) -> None:
@@ -429,9 +420,7 @@ class MonitoringConfig(_Section):
     @property
     def listen_address(self) -> tuple[str, int]:
         """``listen`` as ``(host, port)``, IPv6 brackets removed (for ``start_http_server``)."""
-        address = _split_listen(self.listen)
-        assert address is not None  # checked by the validator
-        return address
+        return parse_listen(self.listen, f"{self._path}.listen")
 
 
 @attrs.frozen

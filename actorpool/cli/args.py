@@ -28,6 +28,7 @@ import attrs
 import actorpool
 from actorpool.config import parse_duration, parse_duration_ns
 from actorpool.errors import ConfigError
+from actorpool.observe.metrics import parse_listen
 
 __all__ = [
     "EXIT_ERROR",
@@ -140,6 +141,15 @@ def _seconds_arg(value: str) -> float:
         msg = f"must be more than zero seconds, got {value!r}"
         raise argparse.ArgumentTypeError(msg)
     return seconds
+
+
+def _listen_arg(value: str) -> str:
+    try:
+        parse_listen(value, key_path="--metrics")
+    except ConfigError as error:
+        # argparse already starts the line with "argument --metrics: ".
+        raise argparse.ArgumentTypeError(str(error).removeprefix("--metrics: ")) from None
+    return value
 
 
 def _tail_arg(value: str) -> int | Literal["all"]:
@@ -259,6 +269,7 @@ def build_parser(handlers: Handlers) -> argparse.ArgumentParser:
     )
     monitor.add_argument(
         "--metrics",
+        type=_listen_arg,
         metavar="HOST:PORT",
         help="serve Prometheus metrics here (sets docker.monitoring.listen; port 0 = any)",
     )

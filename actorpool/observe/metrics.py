@@ -575,22 +575,30 @@ class MetricsServerError(ActorPoolError):
     """The metrics endpoint could not be started; ``__cause__`` holds the ``OSError``."""
 
 
-def parse_listen(listen: str) -> tuple[str, int]:
-    """Split ``monitoring.listen`` (``host:port``, ``[v6]:port``) into host and port.
+def parse_listen(value: object, key_path: str = "docker.monitoring.listen") -> tuple[str, int]:
+    """Split a listen address (``host:port``, ``[v6]:port``) into host and port.
+
+    The one parser of listen addresses: the config's validator, the metrics server
+    and the CLI's ``--metrics`` all use it, each naming its own key or flag.
+
+    Args:
+        value: The address; anything but such a string is refused.
+        key_path: The option or flag being parsed, named in the error.
 
     Raises:
         ConfigError: The value is not ``host:port`` with a port in 0..65535.
     """
-    host, sep, port_text = listen.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
-        msg = (
-            f"docker.monitoring.listen must be host:port (e.g. 127.0.0.1:9323, [::1]:9323; "
-            f"port 0 picks a free port), got {listen!r}"
-        )
-        raise ConfigError(msg)
-    return host, int(port_text)
+    if isinstance(value, str):
+        host, sep, port_text = value.rpartition(":")
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+        if sep and host and port_text.isdigit() and int(port_text) <= 65535:
+            return host, int(port_text)
+    msg = (
+        f"{key_path}: must be 'host:port' with a port in 0-65535, got {value!r} "
+        f"(e.g. 127.0.0.1:9323 or [::1]:9323; port 0 picks a free port)"
+    )
+    raise ConfigError(msg)
 
 
 _ERRNO_REASONS: Final = {

@@ -62,3 +62,15 @@ def test_a_bad_duration_flag_is_a_usage_error(bad: str, capsys: pytest.CaptureFi
         parser().parse_args(["monitor", "--duration", bad])
     assert exit_info.value.code == 2
     assert "argument --duration:" in capsys.readouterr().err
+
+
+def test_metrics_takes_a_listen_address_and_names_the_flag_when_bad(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert parser().parse_args(["monitor", "--metrics", "[::1]:0"]).metrics == "[::1]:0"
+    with pytest.raises(SystemExit) as exit_info:
+        parser().parse_args(["monitor", "--metrics", "9323"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --metrics: must be 'host:port' with a port in 0-65535, got '9323'" in err
+    assert "docker.monitoring.listen" not in err

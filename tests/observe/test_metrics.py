@@ -465,8 +465,13 @@ def test_parse_listen(listen: str, expected: tuple[str, int]) -> None:
 
 @pytest.mark.parametrize("bad", ["9323", ":9323", "127.0.0.1:", "127.0.0.1:http", "h:70000"])
 def test_parse_listen_rejects_bad_values(bad: str) -> None:
-    with pytest.raises(ConfigError, match=r"docker\.monitoring\.listen must be host:port"):
+    with pytest.raises(ConfigError, match=r"^docker\.monitoring\.listen: must be 'host:port'"):
         parse_listen(bad)
+
+
+def test_parse_listen_names_the_option_or_flag_it_parses() -> None:
+    with pytest.raises(ConfigError, match=r"^--metrics: must be 'host:port' .*, got 9323 "):
+        parse_listen(9323, key_path="--metrics")
 
 
 # --- the example dashboard ----------------------------------------------------------------
