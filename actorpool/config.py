@@ -16,6 +16,7 @@ default.
 from __future__ import annotations
 
 import difflib
+import logging
 import math
 import os
 import re
@@ -50,6 +51,8 @@ __all__ = [
     "parse_duration_ns",
 ]
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 """The daemon address used when neither the file nor ``DOCKER_HOST`` gives one."""
 
@@ -64,6 +67,18 @@ _DURATION_RULE = "must be a duration such as '250ms', '5s', '1h30m' or a number 
 
 # YAML spellings accepted for a field under another name; both may be given only if equal.
 _ALIASES = {"pool": {"pool_size": "initial_pool_size", "retry_delay": "initial_retry_delay"}}
+
+# Options that files written for earlier versions may still hold: loading warns and ignores them.
+_REMOVED = {
+    "performance": {
+        "keep_alive": "HTTP connections are always reused: each connection actor keeps its socket",
+    },
+    "monitoring": {
+        "metrics_interval": "the pool gauges are set on every change and at least once a second",
+    },
+}
+
+_MAX_KEEPIDLE = 32767  # Linux refuses a larger TCP_KEEPIDLE (and so every connection)
 
 _Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
 
@@ -96,6 +111,8 @@ def parse_duration(value: object, key_path: str) -> float:
     Raises:
         ConfigError: ``value`` is not a finite, non-negative duration.
     """
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < math.inf:
+        return float(value)  # the common case (defaults, evolve, dumped configs): no Fraction
     seconds = _exact_seconds(value, key_path)
     try:
         # float(Fraction) rounds once, so "0.1" and "100ms" give exactly float("0.1").
@@ -375,8 +392,12 @@ class PerformanceConfig(_Section):
 
     max_concurrent_streams: int = attrs.field(default=100, validator=_integer(1))
     buffer_size: int = attrs.field(default=65536, validator=_integer(1))
-    keep_alive: bool = attrs.field(default=True, validator=_boolean)
     tcp_keep_alive: float = _dur(7200.0)
+
+    def __attrs_post_init__(self) -> None:
+        if not 1.0 <= self.tcp_keep_alive <= _MAX_KEEPIDLE:
+            rule = f"must be between 1s and {_MAX_KEEPIDLE}s (the kernel's TCP_KEEPIDLE range)"
+            raise _fail(f"{self._path}.tcp_keep_alive", rule, self.tcp_keep_alive)
 
 
 @attrs.frozen
@@ -412,7 +433,6 @@ class MonitoringConfig(_Section):
     _path: ClassVar[str] = "docker.monitoring"
 
     enabled: bool = attrs.field(default=True, validator=_boolean)
-    metrics_interval: float = _dur(15.0)
     detailed_metrics: bool = attrs.field(default=True, validator=_boolean)
     listen: str = attrs.field(default="127.0.0.1:9323", validator=_listen)
     namespace: str = attrs.field(default="docker", validator=_metric_prefix)
@@ -552,6 +572,16 @@ class Config(_Section):
         sections: dict[str, Any] = {}
         for name, section_cls in _SECTIONS.items():
             values = dict(_mapping(docker.get(name), f"docker.{name}"))
+            for key, why in _REMOVED.get(name, {}).items():
+                if key in values:
+                    del values[key]
+                    logger.warning(
+                        "docker.%s.%s is no longer an option and is ignored (%s); "
+                        "delete it from the file",
+                        name,
+                        key,
+                        why,
+                    )
             aliases = _ALIASES.get(name, {})
             valid = [a.name for a in attrs.fields(section_cls)] + list(aliases)
             _check_keys(values, valid, f"docker.{name}", f"docker.{name}.")

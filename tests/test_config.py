@@ -73,7 +73,6 @@ DOCUMENTED: dict[str, dict[str, Any]] = {
     "performance": {
         "max_concurrent_streams": 100,
         "buffer_size": 65536,
-        "keep_alive": True,
         "tcp_keep_alive": 7200.0,
     },
     "circuit_breaker": {
@@ -86,7 +85,6 @@ DOCUMENTED: dict[str, dict[str, Any]] = {
     "rate_limit": {"enabled": True, "requests_per_second": 100.0, "burst_size": 20},
     "monitoring": {
         "enabled": True,
-        "metrics_interval": 15.0,
         "detailed_metrics": True,
         "listen": "127.0.0.1:9323",
         "namespace": "docker",
@@ -321,6 +319,47 @@ def test_zero_batch_delay_is_allowed_but_zero_timeouts_are_not() -> None:
     assert streams.batch_max_delay == 0.0
     with pytest.raises(ConfigError, match=r"^docker.api.timeout: must be a positive duration"):
         attrs.evolve(ApiConfig(), timeout=0)
+
+
+# --- removed options ------------------------------------------------------------------------
+
+
+def test_removed_options_are_ignored_with_a_warning_naming_them(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Files copied from an earlier config.yaml still hold these keys: they keep loading.
+    old = docker(performance={"keep_alive": False}, monitoring={"metrics_interval": "15s"})
+    with caplog.at_level("WARNING", logger="actorpool.config"):
+        cfg = Config.from_mapping(old, environ=NO_ENV)
+    assert cfg == Config()
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2
+    assert messages[0].startswith("docker.performance.keep_alive is no longer an option")
+    assert messages[1].startswith("docker.monitoring.metrics_interval is no longer an option")
+    assert all("delete it from the file" in m for m in messages)
+
+
+def test_removed_options_are_not_attributes_any_more() -> None:
+    assert not hasattr(Config().performance, "keep_alive")
+    assert not hasattr(Config().monitoring, "metrics_interval")
+    with pytest.raises(TypeError):
+        MonitoringConfig(metrics_interval=15.0)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    ("given", "ok"), [("1s", True), (32767, True), (0.5, False), ("10h", False)]
+)
+def test_tcp_keep_alive_stays_in_the_kernels_range(given: object, ok: bool) -> None:
+    data = docker(performance={"tcp_keep_alive": given})
+    if ok:
+        assert Config.from_mapping(data, environ=NO_ENV).performance.tcp_keep_alive == float(
+            parse_duration(given, "k")
+        )
+    else:
+        with pytest.raises(
+            ConfigError, match=r"^docker.performance.tcp_keep_alive: must be between"
+        ):
+            Config.from_mapping(data, environ=NO_ENV)
 
 
 # --- aliases ----------------------------------------------------------------------------------

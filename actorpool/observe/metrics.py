@@ -167,7 +167,7 @@ class PoolMetrics:
         self._children: dict[tuple[str, tuple[str, ...]], MetricWrapperBase] = {}
         ns, reg = namespace, self.registry
 
-        # Pool shape, set by the router on every change and every metrics_interval.
+        # Pool shape, set by the router on every change and on every scaling tick (<= 1 s).
         self._size = Gauge("pool_size", "Connections in the pool.", namespace=ns, registry=reg)
         self._min_size = Gauge(
             "pool_min_size", "Configured minimum pool size.", namespace=ns, registry=reg
@@ -507,7 +507,7 @@ class PoolMetrics:
         healthy: int,
         queue_length: int,
     ) -> None:
-        """Set the pool gauges; the router calls it on every change and every metrics_interval."""
+        """Set the pool gauges; the router calls it on every change and every scaling tick."""
         self._size.set(size)
         self._min_size.set(min_size)
         self._max_size.set(max_size)

@@ -3,7 +3,9 @@
 For tests, benchmarks and chaos drills: it forwards bytes between a unix
 socket of its own and the daemon's, and on demand resets connections, adds
 latency, answers ``503`` without asking the daemon, or swallows requests.
-The daemon behind it is always real; only the transport misbehaves.
+The daemon behind it is always real; only the transport misbehaves. With
+``tcp=True`` it listens on a loopback TCP port instead, which is how tests reach a
+private daemon over ``tcp://`` (the daemon itself only listens on its unix socket).
 
 Example::
 
@@ -39,7 +41,7 @@ _RESPONSE_503 = (
 
 
 class FaultProxy:
-    """Forward a unix socket to ``upstream``, injecting faults on demand.
+    """Forward a unix socket (or a loopback TCP port) to ``upstream``, injecting faults.
 
     Attributes:
         mode: What happens to each new client connection: ``pass`` (forward),
@@ -50,10 +52,12 @@ class FaultProxy:
         connections: Client connections accepted so far.
     """
 
-    def __init__(self, upstream: str | os.PathLike[str], path: str | None = None) -> None:
+    def __init__(
+        self, upstream: str | os.PathLike[str], path: str | None = None, *, tcp: bool = False
+    ) -> None:
         self.upstream = str(upstream)
-        self._dir = None if path else tempfile.mkdtemp(prefix="apfp-")
-        self.path = path or os.path.join(self._dir or "", "proxy.sock")
+        self._dir = None if path or tcp else tempfile.mkdtemp(prefix="apfp-")
+        self.path = "" if tcp else path or os.path.join(self._dir or "", "proxy.sock")
         self.mode: Mode = "pass"
         self.latency = 0.0
         self.reset_probability = 0.0
@@ -63,16 +67,18 @@ class FaultProxy:
         self._live: set[socket.socket] = set()
         self._held: set[socket.socket] = set()
         self._closing = False
-        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._listener.bind(self.path)
+        self._listener = socket.socket(socket.AF_INET if tcp else socket.AF_UNIX)
+        self._listener.bind(("127.0.0.1", 0) if tcp else self.path)
         self._listener.listen(128)
+        #: The loopback port when ``tcp`` is set, else ``None``.
+        self.port: int | None = self._listener.getsockname()[1] if tcp else None
         self._thread = threading.Thread(target=self._accept_loop, name="faultproxy", daemon=True)
         self._thread.start()
 
     @property
     def url(self) -> str:
-        """``unix://`` URL of the proxy, for ``docker.pool.socket_path``."""
-        return f"unix://{self.path}"
+        """``unix://`` (or ``tcp://127.0.0.1:port``) URL of the proxy, for ``socket_path``."""
+        return f"tcp://127.0.0.1:{self.port}" if self.port is not None else f"unix://{self.path}"
 
     def reset_all(self) -> None:
         """Reset every open connection now (a daemon-side cut, as a client sees it)."""
@@ -93,8 +99,9 @@ class FaultProxy:
         self._listener.close()
         self.reset_all()
         self._thread.join(timeout)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
+        if self.port is None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
         if self._dir:
             with contextlib.suppress(OSError):
                 Path(self._dir).rmdir()

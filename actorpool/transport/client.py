@@ -7,14 +7,16 @@ TLS, API version and timeouts are decided in a single place.
 from __future__ import annotations
 
 import logging
+import socket
 
 import docker
 import docker.tls
 from docker.constants import MINIMUM_DOCKER_API_VERSION
+from urllib3.connection import HTTPConnection
 
 from actorpool.config import Config
 
-__all__ = ["close_quietly", "make_client", "tls_warning"]
+__all__ = ["close_quietly", "keepalive_options", "make_client", "tls_warning"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +34,21 @@ def tls_warning(config: Config) -> str | None:
     )
 
 
+def keepalive_options(idle: float) -> list[tuple[int, int, int]]:
+    """Socket options that turn on TCP keep-alive after ``idle`` seconds without traffic.
+
+    A followed log or event stream of a quiet container can stay silent for hours;
+    over TCP, a peer that vanished without a reset (host crash, NAT entry expired)
+    would leave it waiting forever. Keep-alive probes make the kernel notice and
+    fail the read, and the stream reconnects. Probe interval and count stay the
+    system's (``net.ipv4.tcp_keepalive_intvl`` / ``_probes``).
+    """
+    options = [*HTTPConnection.default_socket_options, (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
+    if hasattr(socket, "TCP_KEEPIDLE"):  # Linux; macOS names it TCP_KEEPALIVE
+        options.append((socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, max(1, round(idle))))
+    return options
+
+
 def make_client(config: Config, *, timeout: float | None = None) -> docker.APIClient:
     """Create a docker-py ``APIClient`` for ``config``'s daemon.
 
@@ -39,7 +56,8 @@ def make_client(config: Config, *, timeout: float | None = None) -> docker.APICl
     so it can raise when the daemon is down; callers treat that like any
     failed call. TLS applies to ``tcp://`` hosts only: it verifies the server
     when ``tls_verify`` is set or a CA certificate is given (the pool warns
-    once, via :func:`tls_warning`, when a tcp host is used without it).
+    once, via :func:`tls_warning`, when a tcp host is used without it). TCP
+    sockets get keep-alive after ``performance.tcp_keep_alive`` idle seconds.
 
     Args:
         config: The pool's configuration.
@@ -73,6 +91,11 @@ def make_client(config: Config, *, timeout: float | None = None) -> docker.APICl
     )
     # REQUESTS_CA_BUNDLE and friends must not override the configured CA (or proxy a daemon).
     client.trust_env = False
+    if config.pool.is_tcp:
+        # urllib3 hands connection_pool_kw to every pool (and so socket) it creates later;
+        # docker-py's TLS adapter takes no socket_options argument, so set it here for both.
+        pool_kw = client.get_adapter(client.base_url).poolmanager.connection_pool_kw
+        pool_kw["socket_options"] = keepalive_options(config.performance.tcp_keep_alive)
     if auto:
         client._version = client._retrieve_server_version()  # docker-py's own "auto"
     return client

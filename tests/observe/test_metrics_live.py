@@ -67,7 +67,7 @@ def test_live_endpoint_passes_promtool_and_counts_the_work_done(
                 "max_retry_delay": 0.02,
                 "unhealthy_threshold": 50,
             },
-            monitoring={"enabled": True, "listen": "127.0.0.1:0", "metrics_interval": 0.2},
+            monitoring={"enabled": True, "listen": "127.0.0.1:0"},
             circuit_breaker={"enabled": False},
         )
         sink = Sink.start()
