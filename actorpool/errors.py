@@ -21,6 +21,7 @@ __all__ = [
     "NotFound",
     "PoolExhausted",
     "PoolStopped",
+    "PositionError",
     "RateLimited",
     "RequestTimeout",
     "RetriesExhausted",
@@ -119,3 +120,12 @@ class TooManyStreams(ActorPoolError):
 
 class StreamError(ActorPoolError):
     """A log or event stream failed for good (it gave up reconnecting)."""
+
+
+class PositionError(ActorPoolError, ValueError):
+    """A saved log position (or a file of them) is corrupt, foreign or from a newer version.
+
+    Never silently replaced by "start from zero": the message names the file
+    (or the value) and what is wrong, so the user decides (the CLI's way out
+    is ``--reset-positions``).
+    """

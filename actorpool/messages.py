@@ -13,14 +13,14 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, Protocol, runtime_checkable
 
 import attrs
 import docker.utils
 from attrs import validators as v
 
 from actorpool.transport import direct
-from actorpool.transport.records import LogLine
+from actorpool.transport.records import LogLine, LogPosition
 
 if TYPE_CHECKING:
     from docker import APIClient
@@ -40,11 +40,14 @@ __all__ = [
     "ListImages",
     "LogChunk",
     "LogLine",
+    "LogPosition",
     "LogStreamEnded",
     "LogStreamError",
+    "LogStreamStarted",
     "Ping",
     "PoolStatus",
     "PoolStatusReport",
+    "PositionStore",
     "Request",
     "ScalingDecision",
     "StreamStats",
@@ -449,11 +452,67 @@ class HealthAlert:
 
 @attrs.frozen
 class LogChunk:
-    """A batch of consecutive lines of one container, sent to a subscriber."""
+    """A batch of consecutive lines of one container, sent to a subscriber.
+
+    ``position`` is where this subscriber is in the container's log after the
+    chunk's last line (every source it follows). Keep it once the lines are
+    handled (:meth:`LogPosition.encode`); ``SubscribeLogs(resume=position)``
+    continues exactly after it, in this process or another.
+    """
 
     container_id: str
     lines: tuple[LogLine, ...]
     subscription_id: str = ""
+    position: LogPosition | None = None
+
+
+_COMPOSE_PROJECT: Final = "com.docker.compose.project"
+_COMPOSE_SERVICE: Final = "com.docker.compose.service"
+
+
+@attrs.frozen
+class LogStreamStarted:
+    """Who a stream's lines come from: sent once per stream, before its first chunk.
+
+    Attributes:
+        container_id: The full id.
+        name: The container's name (without Docker's leading ``/``).
+        image: The image as the container was created from it (``Config.Image``).
+        labels: The container's labels.
+        tty: Whether it runs with a TTY (then every line is ``stdout``).
+        subscription_id: As on the chunks.
+    """
+
+    container_id: str
+    name: str
+    image: str
+    labels: Mapping[str, str]
+    tty: bool = False
+    subscription_id: str = ""
+
+    @property
+    def compose_project(self) -> str | None:
+        """The docker compose project (label ``com.docker.compose.project``), if any."""
+        return self.labels.get(_COMPOSE_PROJECT)
+
+    @property
+    def compose_service(self) -> str | None:
+        """The docker compose service (label ``com.docker.compose.service``), if any."""
+        return self.labels.get(_COMPOSE_SERVICE)
+
+    @classmethod
+    def from_inspect(cls, info: Mapping[str, Any], subscription_id: str = "") -> LogStreamStarted:
+        """Built from the daemon's container record (``GET /containers/{id}/json``)."""
+        config = info.get("Config") or {}
+        labels = config.get("Labels") or {}
+        return cls(
+            container_id=str(info.get("Id", "")),
+            name=str(info.get("Name") or "").lstrip("/"),
+            image=str(config.get("Image") or info.get("Image") or ""),
+            labels={str(k): str(v) for k, v in labels.items()},
+            tty=bool(config.get("Tty")),
+            subscription_id=subscription_id,
+        )
 
 
 @attrs.frozen
@@ -496,7 +555,13 @@ class Subscription:
 
 @attrs.frozen
 class SubscribeLogs:
-    """Follow one container's logs and send them to ``subscriber`` as :class:`LogChunk`."""
+    """Follow one container's logs and send them to ``subscriber`` as :class:`LogChunk`.
+
+    The subscriber gets :class:`LogStreamStarted` first, then the chunks. With
+    ``resume`` (a chunk's :attr:`LogChunk.position`) it continues exactly after
+    that line, ignoring ``since`` and ``tail`` for the sources the position
+    knows; a source it does not know starts from ``since``/``tail``.
+    """
 
     container: str = attrs.field(validator=_container_ref)
     subscriber: ActorRef[Any] = attrs.field(validator=_actor_ref)
@@ -505,6 +570,14 @@ class SubscribeLogs:
     since: float | str | None = attrs.field(default=None, validator=_since)
     tail: int | Literal["all"] = attrs.field(default="all", validator=_tail)
     follow: bool = attrs.field(default=True, validator=v.instance_of(bool))
+    resume: LogPosition | None = attrs.field(
+        default=None, validator=v.optional(v.instance_of(LogPosition))
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.resume is not None and not self.follow:
+            msg = "SubscribeLogs(resume=...) continues a followed stream; it needs follow=True"
+            raise ValueError(msg)
 
 
 @attrs.frozen
@@ -524,9 +597,77 @@ class SubscribeEvents:
     )
 
 
+@runtime_checkable
+class PositionStore(Protocol):
+    """Where a FollowContainers subscriber keeps each container's :class:`LogPosition`.
+
+    The subscriber calls :meth:`update` once it has *handled* a chunk (written
+    it out, committed it): a position saved before that would lose the chunk
+    in a crash, one saved much later repeats lines. ``FollowContainers``
+    reads :meth:`positions` once, at its start, and continues every container
+    it knows exactly after its position. ``actorpool.logs.positions`` has a
+    file implementation.
+    """
+
+    def positions(self) -> Mapping[str, LogPosition]:
+        """Container id -> position, as known now."""
+        ...
+
+    def baseline(self) -> int | None:
+        """Unix time (ns) since which containers the store does not know are read in full.
+
+        ``None`` for a new store: such containers then start from the
+        request's ``tail``, as without a store.
+        """
+        ...
+
+    def update(self, container_id: str, position: LogPosition) -> None:
+        """Record that everything up to ``position`` of this container was handled."""
+        ...
+
+    def forget(self, container_id: str) -> None:
+        """Drop a container (it was removed: there is nothing more to read)."""
+        ...
+
+
+_EXCLUDE_KEYS: Final = frozenset({"label", "name", "image"})
+
+
+def _exclude(inst: object, attr: attrs.Attribute[Any], value: Mapping[str, Any] | None) -> None:
+    _filters(inst, attr, value)
+    if value is None:
+        return
+    wrong = sorted(set(value) - _EXCLUDE_KEYS)
+    if wrong:
+        msg = f"{attr.name} takes the keys label, name and image, got {wrong}"
+        raise ValueError(msg)
+    for key, item in value.items():
+        items = item if isinstance(item, tuple) else (item,)
+        if not items or not all(isinstance(x, str) and x for x in items):
+            msg = f"{attr.name}[{key!r}] must be a non-empty string or list of them, got {item!r}"
+            raise ValueError(msg)
+
+
+def _positions(_inst: object, attr: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not isinstance(value, PositionStore):
+        msg = f"{attr.name} must be a PositionStore (positions, baseline, update, forget)"
+        raise ValueError(msg)
+
+
 @attrs.frozen
 class FollowContainers:
-    """Follow the logs of every running container matching ``filters``, now and later."""
+    """Follow the logs of every running container matching ``filters``, now and later.
+
+    Attributes:
+        filters: Docker list filters (``{"label": ["app=web"]}``), evaluated by the daemon.
+        exclude: Containers matching any of these are not followed: ``label``
+            (``key`` or ``key=value``), ``name`` and ``image`` (shell-style
+            patterns, e.g. ``"db-*"``).
+        name: Only containers whose name matches this shell-style pattern.
+        positions: Continue every container the store knows exactly after its
+            position, including containers that exited meanwhile (read to their
+            end); the subscriber updates the store as it handles chunks.
+    """
 
     subscriber: ActorRef[Any] = attrs.field(validator=_actor_ref)
     filters: Mapping[str, Any] | None = attrs.field(
@@ -535,3 +676,12 @@ class FollowContainers:
     stdout: bool = attrs.field(default=True, validator=v.instance_of(bool))
     stderr: bool = attrs.field(default=True, validator=v.instance_of(bool))
     tail: int | Literal["all"] = attrs.field(default="all", validator=_tail)
+    exclude: Mapping[str, Any] | None = attrs.field(
+        default=None, converter=_freeze_filters, validator=_exclude, kw_only=True
+    )
+    name: str | None = attrs.field(
+        default=None, validator=v.optional(v.instance_of(str)), kw_only=True
+    )
+    positions: PositionStore | None = attrs.field(
+        default=None, validator=_positions, kw_only=True, eq=False
+    )

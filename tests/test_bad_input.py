@@ -44,6 +44,7 @@ from actorpool.messages import (
     InspectContainer,
     ListContainers,
     ListImages,
+    LogPosition,
     Ping,
     Request,
     SubscribeEvents,
@@ -215,6 +216,35 @@ BAD_MESSAGES: list[tuple[str, Callable[[], object], BadType, str]] = [
     ),
     ("FollowContainers stderr 1", lambda: FollowContainers(_ref(), stderr=1), TypeError, "stderr"),
     ("FollowContainers tail text", lambda: FollowContainers(_ref(), tail="x"), ValueError, "tail"),
+    (
+        "FollowContainers exclude status",
+        lambda: FollowContainers(_ref(), exclude={"status": "exited"}),
+        ValueError,
+        "exclude",
+    ),
+    (
+        "FollowContainers exclude empty",
+        lambda: FollowContainers(_ref(), exclude={"label": ""}),
+        ValueError,
+        "exclude",
+    ),
+    ("FollowContainers name 5", lambda: FollowContainers(_ref(), name=5), TypeError, "name"),
+    (
+        "FollowContainers positions dict",
+        lambda: FollowContainers(_ref(), positions={}),
+        ValueError,
+        "positions",
+    ),
+    (
+        "SubscribeLogs resume text",
+        lambda: SubscribeLogs("c", _ref(), resume="v1;stdout=1:1"),
+        TypeError,
+        "resume",
+    ),
+    ("LogPosition count 0", lambda: LogPosition(stdout=(5, 0)), ValueError, "stdout"),
+    ("LogPosition negative", lambda: LogPosition(stderr=(-1, 1)), ValueError, "stderr"),
+    ("LogPosition floats", lambda: LogPosition(stdout=(1.5, 1)), ValueError, "stdout"),
+    ("LogPosition list", lambda: LogPosition(stdout=[1, 1]), ValueError, "stdout"),
 ]
 
 #: Message classes a user sends; each must appear in BAD_MESSAGES.
@@ -233,6 +263,7 @@ SENT_BY_USERS = {
     "Unsubscribe",
     "SubscribeEvents",
     "FollowContainers",
+    "LogPosition",
 }
 #: Records actorpool builds and sends (replies, chunks, alerts): not user input, so not
 #: validated, but frozen so that one receiver cannot change what another sees.
@@ -244,6 +275,7 @@ BUILT_BY_ACTORPOOL = {
     "LogChunk",
     "LogStreamEnded",
     "LogStreamError",
+    "LogStreamStarted",
     "DockerEvent",
     "Subscription",
     "ScalingDecision",
@@ -254,7 +286,9 @@ BUILT_BY_ACTORPOOL = {
 def test_every_message_class_is_covered() -> None:
     """A message class added later must be classified here (and its bad input tried)."""
     classes = {name for name in messages.__all__ if isinstance(getattr(messages, name), type)}
-    assert classes == SENT_BY_USERS | BUILT_BY_ACTORPOOL | {"PoolStatus", "StreamStats"}
+    # PositionStore is a protocol a user implements, not a message.
+    exempt = {"PoolStatus", "StreamStats", "PositionStore"}
+    assert classes == SENT_BY_USERS | BUILT_BY_ACTORPOOL | exempt
     tried = {build().__class__.__name__ for _, build in _GOOD}
     assert tried == SENT_BY_USERS
     covered = {what.split()[0] for what, _, _, _ in BAD_MESSAGES}
@@ -277,6 +311,7 @@ _GOOD: list[tuple[str, Callable[[], object]]] = [
     ("Unsubscribe", lambda: Unsubscribe("logs-1")),
     ("SubscribeEvents", lambda: SubscribeEvents(_ref(), filters={"type": "container"})),
     ("FollowContainers", lambda: FollowContainers(_ref(), filters=None, tail=10)),
+    ("LogPosition", lambda: LogPosition(stdout=(5, 1), stderr=None)),
 ]
 
 

@@ -14,6 +14,18 @@ subscription. It learns about containers three ways:
 3. **After the event stream reconnects** (the daemon keeps no events across
    its own restart) it lists again and follows whatever it missed.
 
+What matches is the daemon's: ``filters`` are ``ListContainers`` filters.
+``exclude`` (labels, name and image patterns) and the ``name`` pattern have
+no daemon filter, so they are checked here on the listed records.
+
+With a :class:`~actorpool.messages.PositionStore` (``positions=``) the first
+listing includes stopped containers: every container the store knows
+continues exactly after its position (a running one follows on, one that
+exited while nobody watched is read to its end), a stored container the
+daemon no longer has is forgotten, and a container the store does not know
+is read from the store's ``baseline()`` (it started, or produced its first
+line, after the store began), or from ``tail`` when the store is new.
+
 Each followed container is an ordinary per-container log subscription whose
 chunks carry this subscription's id; the container's stream ends it
 (``LogStreamEnded(container, "exited")``) and tells this actor, which drops
@@ -34,6 +46,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import fnmatch
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
@@ -109,9 +122,10 @@ class FollowGone:
 
 @attrs.frozen
 class _Listed:
-    ids: tuple[str, ...]
+    ids: tuple[str, ...]  # matching containers to follow (running, or stored)
     initial: bool
     error: BaseException | None = None
+    gone: tuple[str, ...] = ()  # stored containers the daemon no longer has
 
 
 @attrs.frozen
@@ -145,9 +159,18 @@ class Follow(Actor):
             collections.OrderedDict()
         )
         self._counter = 0
-        filters = dict(request.filters or {})
+        filters = {
+            k: list(v) if isinstance(v, tuple) else v for k, v in (request.filters or {}).items()
+        }
+        self._any_state = dict(filters)  # for the store's stopped containers
         filters.setdefault("status", ["running"])
-        self._filters = {k: list(v) if isinstance(v, tuple) else v for k, v in filters.items()}
+        self._filters = filters
+        self._store = request.positions
+        self._baseline: int | None = None
+        if self._store is not None:
+            self._baseline = self._store.baseline()
+            for cid, position in self._store.positions().items():
+                self._cursors[cid] = position.cursors()
 
     # -- messages --
 
@@ -187,16 +210,56 @@ class Follow(Actor):
 
     def _list(self, *, initial: bool) -> None:
         filters = self._filters
+        wanted = self._wanted
+        stored = set(self._cursors) if initial and self._store is not None else set()
+        any_state = self._any_state
+
+        def list_ids(client: APIClient) -> _Listed:
+            ids = [
+                str(c["Id"]) for c in ListContainers(filters=filters).execute(client) if wanted(c)
+            ]
+            if not stored:
+                return _Listed(tuple(ids), initial)
+            # Stored containers that stopped meanwhile are read to their end; gone ones forgotten.
+            everything = {str(c["Id"]) for c in ListContainers(all=True).execute(client)}
+            ids.extend(
+                cid
+                for c in ListContainers(all=True, filters=any_state).execute(client)
+                if (cid := str(c["Id"])) in stored and cid not in ids and wanted(c)
+            )
+            return _Listed(tuple(ids), initial, gone=tuple(sorted(stored - everything)))
+
         me = self.actor_ref
 
-        def list_ids(client: APIClient) -> tuple[str, ...]:
-            return tuple(str(c["Id"]) for c in ListContainers(filters=filters).execute(client))
-
-        def done(ids: tuple[str, ...] | None, error: BaseException | None) -> None:
+        def done(listed: _Listed | None, error: BaseException | None) -> None:
             with contextlib.suppress(pykka.ActorDeadError):
-                me.tell(_Listed(ids or (), initial, error))
+                me.tell(listed if listed is not None else _Listed((), initial, error))
 
         self._ctx.calls.submit(list_ids, done)
+
+    def _wanted(self, container: Mapping[str, Any]) -> bool:
+        """The ``name`` pattern and ``exclude`` of the request, on a listed container record."""
+        names = [str(n).lstrip("/") for n in container.get("Names") or ()]
+        pattern = self._request.name
+        if pattern is not None and not any(fnmatch.fnmatchcase(n, pattern) for n in names):
+            return False
+        exclude = self._request.exclude
+        if not exclude:
+            return True
+        labels = container.get("Labels") or {}
+        image = str(container.get("Image") or "")
+        for key, items in exclude.items():
+            for item in items if isinstance(items, tuple) else (items,):
+                if key == "label":
+                    k, sep, val = item.partition("=")
+                    if k in labels and (not sep or labels[k] == val):
+                        return False
+                elif key == "name":
+                    if any(fnmatch.fnmatchcase(n, item) for n in names):
+                        return False
+                elif fnmatch.fnmatchcase(image, item):
+                    return False
+        return True
 
     def _listed(self, message: _Listed) -> None:
         if message.error is not None:
@@ -207,13 +270,19 @@ class Follow(Actor):
             else:
                 logger.warning("follow %s: re-listing containers failed: %s", self._id, error)
             return
+        for cid in message.gone:
+            self._cursors.pop(cid, None)
+            if self._store is not None:
+                self._store.forget(cid)
         for cid in message.ids:
             if cid in self._followed or cid in self._checking:
                 continue
-            if message.initial:
-                self._subscribe(cid, None, self._request.tail)
-            else:
+            if not message.initial:
                 self._check(cid)
+            elif self._baseline is not None:
+                self._subscribe(cid, format_since(self._baseline), "all")
+            else:
+                self._subscribe(cid, None, self._request.tail)
         if message.initial:
             self._reply.try_set(Subscription(self._id, "follow"))
 
@@ -227,9 +296,12 @@ class Follow(Actor):
         if not has_id:
             filters["id"] = [cid]
         me = self.actor_ref
+        wanted = self._wanted
 
         def check(client: APIClient) -> _Checked:
-            listed = {str(c["Id"]) for c in ListContainers(filters=filters).execute(client)}
+            listed = {
+                str(c["Id"]) for c in ListContainers(filters=filters).execute(client) if wanted(c)
+            }
             if cid not in listed:
                 return _Checked(cid, matched=False)
             state = InspectContainer(cid).execute(client)["State"]
@@ -295,6 +367,8 @@ class Follow(Actor):
             del self._followed[cid]
         error = message.error
         if isinstance(error, NotFound):
+            if self._store is not None:
+                self._store.forget(cid)
             return  # it went away before its stream opened
         if isinstance(error, TooManyStreams):
             logger.warning("follow %s: cannot follow %s: %s", self._id, cid[:12], error)

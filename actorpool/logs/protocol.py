@@ -23,7 +23,7 @@ import attrs
 import pykka
 
 from actorpool.logs.cursors import Cursor
-from actorpool.messages import LogLine
+from actorpool.messages import LogLine, LogStreamStarted
 
 __all__ = [
     "FLUSH",
@@ -118,6 +118,7 @@ class StreamFailed:
     tty: bool
     follow: bool
     subscribers: tuple[LogSubscriber, ...]
+    meta: LogStreamStarted | None = None
 
 
 @attrs.frozen

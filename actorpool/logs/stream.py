@@ -77,7 +77,14 @@ from actorpool.logs.protocol import (
     WindowDone,
 )
 from actorpool.logs.readers import Feed, Follower, HistoryReader, Reader, WindowReader
-from actorpool.messages import LogChunk, LogLine, LogStreamEnded, LogStreamError
+from actorpool.messages import (
+    LogChunk,
+    LogLine,
+    LogPosition,
+    LogStreamEnded,
+    LogStreamError,
+    LogStreamStarted,
+)
 from actorpool.transport.frames import format_since
 
 __all__ = ["LogStream"]
@@ -155,8 +162,10 @@ class LogStream(Actor):
         manager: pykka.ActorRef[Any],
         first: LogSubscriber,
         more: tuple[LogSubscriber, ...] = (),
+        meta: LogStreamStarted | None = None,
     ) -> None:
         super().__init__()
+        self._meta = meta
         self._more = more
         self._ctx = ctx
         self._key = key
@@ -203,7 +212,9 @@ class LogStream(Actor):
         # end them here.
         self._stop_threads()
         specs = tuple(attrs.evolve(sub.spec, resume=dict(sub.sent)) for sub in self._subs.values())
-        failed = StreamFailed(self._key, self.actor_urn, self._cid, self._tty, self._follow, specs)
+        failed = StreamFailed(
+            self._key, self.actor_urn, self._cid, self._tty, self._follow, specs, self._meta
+        )
         try:
             self._manager.tell(failed)
         except pykka.ActorDeadError:
@@ -291,6 +302,11 @@ class LogStream(Actor):
         wants = self._wants(spec)
         sub = _Sub(spec, wants)
         self._subs[spec.id] = sub
+        if self._meta is not None:
+            # Before any chunk: this actor is the only sender of this subscription's chunks (a
+            # dead subscriber is noticed, and ended, at its first chunk).
+            with contextlib.suppress(pykka.ActorDeadError):
+                spec.ref.tell(attrs.evolve(self._meta, subscription_id=spec.public_id))
         first = not self._sources and not self._readers
         if first:
             self._start_readers(spec, wants)
@@ -515,12 +531,15 @@ class LogStream(Actor):
         self._ctx.counters.peak("peak_buffered_chunks", len(sub.outbox))
 
     def _tell(self, sub: _Sub, chunk: LogChunk, nbytes: int) -> bool:
+        sent = dict(sub.sent)
+        advance(sent, chunk.lines)
+        chunk = LogChunk(chunk.container_id, chunk.lines, chunk.subscription_id, _position(sent))
         try:
             sub.spec.ref.tell(chunk)
         except pykka.ActorDeadError:
             self._end(sub, "subscriber gone", None, tell=False)
             return False
-        advance(sub.sent, chunk.lines)
+        sub.sent = sent
         n = len(chunk.lines)
         self._ctx.counters.add(lines_delivered=n, bytes_delivered=nbytes)
         if self._ctx.metrics is not None:
@@ -645,6 +664,10 @@ class LogStream(Actor):
             self._feed.close()
         with contextlib.suppress(pykka.ActorDeadError):
             self._manager.tell(SubscriptionsClosed(self._key, (), finished=True))
+
+
+def _position(cursors: dict[str, Cursor]) -> LogPosition:
+    return LogPosition(cursors.get("stdout"), cursors.get("stderr"))
 
 
 def _sources_of(names: Iterable[str]) -> tuple[Source, ...]:

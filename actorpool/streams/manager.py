@@ -100,6 +100,7 @@ from actorpool.messages import (
     InspectContainer,
     LogStreamEnded,
     LogStreamError,
+    LogStreamStarted,
     StreamStats,
     StreamStatsReport,
     SubscribeEvents,
@@ -281,6 +282,7 @@ class StreamManager(Actor):
             stderr=message.stderr,
             since=message.since,
             tail=message.tail,
+            resume=None if message.resume is None else message.resume.cursors(),
         )
         reply = ReplyFuture(self._deadline())
         self._pending[sub_id] = reply
@@ -324,6 +326,9 @@ class StreamManager(Actor):
         cid = str(info["Id"])
         tty = bool((info.get("Config") or {}).get("Tty"))
         key = cid if message.follow else f"once:{spec.id}"
+        if spec.resume is not None and key in self._logs:
+            # A resume starts at its own position: a stream of its own, like a restarted one.
+            key = f"{cid}~{next(self._ids)}"
         entry = self._logs.get(key)
         if entry is not None and not _tell_ok(entry.ref, AddSubscriber(spec)):
             # Its stream died; its own subscriptions come back through StreamFailed.
@@ -341,6 +346,7 @@ class StreamManager(Actor):
                 follow=message.follow,
                 manager=self.actor_ref,
                 first=spec,
+                meta=LogStreamStarted.from_inspect(info),
             )
             entry = self._logs[key] = _StreamEntry(ref)
         entry.subs.add(spec.id)
@@ -617,6 +623,7 @@ class StreamManager(Actor):
                 manager=self.actor_ref,
                 first=group[0],
                 more=tuple(group[1:]),
+                meta=message.meta,
             )
             self._logs[key] = _StreamEntry(ref, {spec.id for spec in group})
             for spec in group:

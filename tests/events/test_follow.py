@@ -6,11 +6,13 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pykka
 import pytest
 
+from actorpool.logs.positions import FilePositionStore
 from actorpool.messages import (
     FollowContainers,
     LogChunk,
@@ -21,7 +23,7 @@ from actorpool.messages import (
     Unsubscribe,
 )
 
-from helpers import wait_until
+from helpers import numbered_lines_cmd, wait_for_state, wait_until
 from streamkit import StreamHarness, ask
 
 
@@ -185,3 +187,113 @@ def test_a_crashed_event_stream_is_replaced_and_later_containers_are_followed(
     report = stats(manager)
     assert (report.event_streams, report.follows, report.log_streams) == (1, 1, 2)
     assert not ends_of(sink, "")  # the subscription itself never ended
+
+
+def test_exclude_filters_and_a_name_pattern_narrow_what_is_followed(
+    harness: StreamHarness, make_container: Callable[..., str], label: str
+) -> None:
+    manager = harness.manager()
+    cmd = ["sh", "-c", "echo hi; sleep 60"]
+    names = {k: f"{k}-{label}" for k in ("ap-keep", "ap-skiplabel", "ap-x-no", "other")}
+    ids = {
+        k: make_container(
+            cmd, name=n, labels={"follow": label, **({"skip": ""} if "skiplabel" in k else {})}
+        )
+        for k, n in names.items()
+    }
+    sub, sink = harness.subscriber()
+    request = FollowContainers(
+        sub,
+        {"label": [f"follow={label}"]},
+        exclude={"label": ["skip"], "name": [f"*-no-{label}"]},
+        name="ap-*",
+    )
+    ask(manager, request)
+    wait_until(lambda: lines_of(sink, ids["ap-keep"]) == ["hi"], 10)
+    late = make_container(cmd, name=f"ap-late-{label}", labels={"follow": label, "skip": "1"})
+    later = make_container(cmd, name=f"ap-later-{label}", labels={"follow": label})
+    wait_until(lambda: lines_of(sink, later) == ["hi"], 10)
+    followed = {m.container_id for m in sink if isinstance(m, LogChunk)}
+    assert followed == {ids["ap-keep"], later}
+    assert late not in followed
+    with pytest.raises(ValueError, match="label, name and image"):
+        FollowContainers(sub, exclude={"status": "running"})
+
+
+class Keeper(pykka.ThreadingActor):
+    """A subscriber that records every message and keeps each chunk's position once recorded."""
+
+    def __init__(self, sink: list[Any], store: FilePositionStore) -> None:
+        super().__init__()
+        self.sink = sink
+        self.store = store
+
+    def on_receive(self, message: Any) -> None:
+        self.sink.append(message)
+        if isinstance(message, LogChunk) and message.position is not None:
+            self.store.update(message.container_id, message.position)
+
+
+def test_a_position_store_continues_every_container_across_a_restart_of_the_follower(
+    harness: StreamHarness,
+    make_container: Callable[..., str],
+    docker_api: Any,
+    label: str,
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "positions.json"
+    labels = {"follow": label}
+    loop = "i=1; while true; do echo {p} $i; echo {p}e $i >&2; i=$((i+1)); usleep 20000; done"
+    steady = make_container(["sh", "-c", loop.format(p="a")], labels=labels)
+    ending = make_container(numbered_lines_cmd(150, delay=0.02), labels=labels)
+    removed = make_container(["sh", "-c", loop.format(p="c")], labels=labels)
+
+    store = FilePositionStore(path, interval=None)
+    first: list[Any] = []
+    ref = Keeper.start(first, store)
+    try:
+        manager = harness.manager()
+        follow = FollowContainers(ref, {"label": [f"follow={label}"]}, positions=store)
+        subscription = ask(manager, follow)
+        wait_until(lambda: all(lines_of(first, c) for c in (steady, ending, removed)), 10)
+        ask(manager, Unsubscribe(subscription.id))
+        wait_until(lambda: LogStreamEnded("", "unsubscribed", subscription.id) in first, 10)
+    finally:
+        ref.stop()
+    store.save()
+
+    # While nobody follows: one container ends, one is removed, one new one starts.
+    wait_for_state(docker_api, ending, "exited", timeout=20)
+    docker_api.remove_container(removed, force=True)
+    new = make_container(["sh", "-c", "echo n 1; echo n 2; sleep 60"], labels=labels)
+
+    again = FilePositionStore(path, interval=None)
+    assert set(again.positions()) == {steady, ending, removed}
+    second: list[Any] = []
+    ref = Keeper.start(second, again)
+    try:
+        follow = FollowContainers(ref, {"label": [f"follow={label}"]}, positions=again)
+        ask(harness.manager(), follow)
+        wait_until(lambda: [e.reason for e in ends_of(second, ending)] == ["exited"], 20)
+        wait_until(lambda: lines_of(second, new) == ["n 1", "n 2"], 10)
+        wait_until(lambda: len(lines_of(second, steady)) > 20, 10)
+    finally:
+        ref.stop()
+
+    def both(cid: str, source: str | None = None) -> list[str]:
+        return [
+            line.text
+            for m in (*first, *second)
+            if isinstance(m, LogChunk) and m.container_id == cid
+            for line in m.lines
+            if source is None or line.stream == source
+        ]
+
+    # Read to its end although it exited while nobody followed: every line exactly once.
+    assert both(ending, "stdout") == [f"out {i}" for i in range(1, 151)]
+    assert both(ending, "stderr") == [f"err {i}" for i in range(1, 151)]
+    for prefix in ("a", "ae"):
+        got = [int(t.split()[1]) for t in both(steady) if t.split()[0] == prefix]
+        assert got == list(range(1, len(got) + 1))  # no gap, no duplicate across the restart
+    assert removed not in again.positions()  # the daemon no longer has it: forgotten
+    assert not lines_of(second, removed)

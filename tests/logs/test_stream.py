@@ -18,14 +18,17 @@ from actorpool.logs.protocol import LogSubscriber, StreamFailed
 from actorpool.logs.stream import LogStream
 from actorpool.messages import (
     LogChunk,
+    LogPosition,
     LogStreamEnded,
     LogStreamError,
+    LogStreamStarted,
     StreamStats,
     StreamStatsReport,
     SubscribeLogs,
     Unsubscribe,
 )
 from actorpool.testing.faultproxy import FaultProxy
+from actorpool.testing.sandbox import IMAGE
 
 from helpers import numbered_lines_cmd, wait_for_state, wait_until
 from streamkit import StreamHarness, ask
@@ -431,3 +434,61 @@ def test_a_crashed_stream_hands_its_subscribers_to_a_live_manager_or_ends_them(
             stream.stop(timeout=10)
         ctx.calls.shutdown()
         ctx.scheduler.stop()
+
+
+# --- positions and metadata -------------------------------------------------------------------
+
+
+def test_each_stream_starts_with_the_containers_name_image_and_labels(
+    streams: StreamHarness, make_container: Callable[..., str]
+) -> None:
+    manager = streams.manager()
+    labels = {"com.docker.compose.project": "shop", "com.docker.compose.service": "web", "x": "1"}
+    name = f"meta-{time.time_ns()}"
+    cid = make_container(["sh", "-c", "echo hi"], labels=labels, name=name)
+    sub, sink = streams.subscriber()
+    subscription = ask(manager, SubscribeLogs(cid, sub))
+    wait_end(sink)
+    first = sink[0]
+    assert isinstance(first, LogStreamStarted)
+    assert first == LogStreamStarted(cid, name, IMAGE, labels, False, subscription.id)
+    assert (first.compose_project, first.compose_service) == ("shop", "web")
+    assert [type(m) for m in sink].count(LogStreamStarted) == 1
+    assert isinstance(sink[1], LogChunk)
+
+
+def test_a_chunks_position_is_its_last_line_and_a_resume_continues_exactly_after_it(
+    streams: StreamHarness, make_container: Callable[..., str]
+) -> None:
+    n = 600
+    cid = make_container(numbered_lines_cmd(n, delay=0.004))
+    first, sink = streams.subscriber()
+    manager = streams.manager()
+    subscription = ask(manager, SubscribeLogs(cid, first))
+    wait_until(lambda: len(texts(sink, "stdout")) > 100, 20)
+    ask(manager, Unsubscribe(subscription.id))
+    wait_end(sink)
+    chunks = [m for m in sink if isinstance(m, LogChunk)]
+    cursors: dict[str, tuple[int, int]] = {}
+    for chunk in chunks:
+        advance(cursors, chunk.lines)
+        assert chunk.position == LogPosition.from_cursors(cursors)
+    # Cut after a chunk in the middle, as a process that handled only that far would have.
+    k = len(chunks) // 2
+    kept = chunks[: k + 1]
+    position = LogPosition.decode(kept[-1].position.encode() if kept[-1].position else "")
+    # Another manager (another process, as far as the daemon is concerned).
+    second, rest = streams.subscriber()
+    ask(streams.manager(), SubscribeLogs(cid, second, resume=position, tail=0))
+    end = wait_end(rest, 30)
+    assert isinstance(end, LogStreamEnded), end
+    assert end.reason == "exited"
+    for source, prefix in (("stdout", "out"), ("stderr", "err")):
+        before = [line.text for c in kept for line in c.lines if line.stream == source]
+        assert before + texts(rest, source) == [f"{prefix} {i}" for i in range(1, n + 1)]
+
+
+def test_a_resume_with_follow_false_is_refused() -> None:
+    ref: Any = type("Ref", (), {"tell": None, "actor_inbox": None})()
+    with pytest.raises(ValueError, match="follow=True"):
+        SubscribeLogs("abc", ref, follow=False, resume=LogPosition())
