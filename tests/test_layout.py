@@ -2,12 +2,13 @@
 
 The import graph is built from the source with :mod:`ast` (every ``import``,
 also inside functions; imports under ``if TYPE_CHECKING:`` are left out
-because they never run). Three rules:
+because they never run). Three rules, and one about docstrings:
 
 - no import cycle between modules;
 - each part imports only the parts below it on the map (``ALLOWED``);
 - no runtime module imports :mod:`actorpool.testing`: only the CLI's
-  ``--sandbox`` module does, when the user asks for a sandbox.
+  ``--sandbox`` module does, when the user asks for a sandbox;
+- every module's docstring opens with its role, one line of its own.
 """
 
 from __future__ import annotations
@@ -172,3 +173,14 @@ def test_no_runtime_module_imports_testing() -> None:
         and any(_part(t) == "testing" for t in targets)
     )
     assert not wrong, f"runtime modules importing actorpool.testing: {wrong}"
+
+
+@pytest.mark.parametrize(
+    "path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE))
+)
+def test_every_module_says_its_role_in_its_first_line(path: Path) -> None:
+    doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
+    assert doc, f"{path}: no module docstring"
+    lines = doc.splitlines()
+    assert lines[0].endswith("."), f"{path}: the first line is not a whole sentence"
+    assert len(lines) == 1 or not lines[1].strip(), f"{path}: the role runs past one line"

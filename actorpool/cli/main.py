@@ -1,4 +1,4 @@
-"""The ``actorpool`` command: containers, logs and pool health through the pool.
+"""The ``actorpool`` commands' code (ps, logs, monitor, health, config check) and ``main``.
 
 Commands (``actorpool COMMAND --help`` for each)::
 

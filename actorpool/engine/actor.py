@@ -1,4 +1,4 @@
-"""The base class of actorpool's own actors.
+"""The base class of actorpool's own actors: a Pykka actor with a C-level mailbox.
 
 Pykka's ``ThreadingActor`` keeps its mailbox in a ``queue.Queue``, whose
 ``put`` and ``get`` take a Python-level condition variable on every message.

@@ -1,4 +1,4 @@
-"""Exponential backoff with full jitter.
+"""Retry delays for every wait in actorpool: exponential backoff with full jitter.
 
 Shared by request retries, connection recovery and stream reconnects, so
 every wait in actorpool grows and spreads the same way.

@@ -1,4 +1,4 @@
-"""Decode the Docker daemon's log streams into lines: pure functions and small state machines.
+"""The layers of the log wire formats (chunking, frames, timestamps), each undone by a pure step.
 
 The daemon sends a non-TTY container's logs as *frames*: an 8-byte header
 (``>BxxxL``: stream id 0 stdin, 1 stdout, 2 stderr; three zero bytes; payload

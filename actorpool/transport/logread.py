@@ -1,4 +1,4 @@
-"""Read a container's logs from the daemon fast, exactly, and cancellably.
+"""One log request: opened through the client's session, its body read in bulk, cancellable.
 
 docker-py's ``logs(stream=True)`` yields one frame per item (dropping which
 stream it came from) and reads TTY logs one byte per item; both cost far more
