@@ -365,7 +365,7 @@ class SoakReport:
         if self.proxy_connections_left:
             found.append(
                 f"{self.proxy_connections_left} connections through the proxy stayed open "
-                "after the pool stopped"
+                "for 10 s after the pool stopped"
             )
         if self.fds_after_pool > self.fds_before_pool + 2:
             found.append(
@@ -762,6 +762,20 @@ class ProxyProcess:
     def open_connections(self) -> int:
         """Client connections the proxy is forwarding now (two sockets each)."""
         return max(0, (self.stats()[1] - self._base_fds) // 2)
+
+    def settled_connections(self, timeout: float = 10.0) -> int:
+        """Connections still open once the count reached 0 or ``timeout`` passed.
+
+        The proxy closes its two sockets of a connection only when its pump
+        thread sees the client's end close, some time after the pool stopped
+        (longer on a loaded machine): one look right after the stop races it.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            left = self.open_connections()
+            if left == 0 or time.monotonic() >= deadline:
+                return left
+            time.sleep(0.1)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -1420,7 +1434,7 @@ def run_soak(
                 time.sleep(0.1)
             if soak.proxy is not None:
                 with contextlib.suppress(Exception):
-                    report.proxy_connections_left = soak.proxy.open_connections()
+                    report.proxy_connections_left = soak.proxy.settled_connections()
             report.threads_after_pool = sum(thread_kinds().values())
             soak.control.close()
             report.fds_after_pool = open_fds()

@@ -2,11 +2,19 @@
 # The whole suite on a fresh Debian machine (as root): installs what is missing,
 # then lint, format check, strict types and the tests against private real
 # dockerd daemons. Extra arguments go to pytest (e.g. tests/test_sandbox.py -x).
+# `--quick` (first) leaves out the tests marked slow (the minute-long soak and
+# the load runs): a few minutes instead of the full suite that CI runs.
 # Exits non-zero if any stage fails; every stage runs either way.
 
 # shellcheck source=scripts/_setup.sh
 source "$(dirname "${BASH_SOURCE[0]}")/_setup.sh"
 set +e
+
+quick=()
+if [ "${1:-}" = "--quick" ]; then
+    shift
+    quick=(-m "not slow")
+fi
 
 failed=()
 run() {
@@ -19,7 +27,7 @@ run() {
 run "ruff check" .venv/bin/ruff check .
 run "ruff format --check" .venv/bin/ruff format --check .
 run "mypy (strict, actorpool/)" .venv/bin/mypy
-run "pytest" .venv/bin/pytest "$@"
+run "pytest${quick[*]:+ (quick: not slow)}" .venv/bin/pytest "${quick[@]}" "$@"
 
 if [ "${#failed[@]}" -gt 0 ]; then
     stage "FAILED: ${failed[*]}"

@@ -190,6 +190,21 @@ def _shared_sandbox_guard() -> Iterator[None]:
     )
 
 
+@pytest.fixture(autouse=True)
+def _no_leaked_log_handlers() -> Iterator[None]:
+    # A handler that outlives its test writes, from some later actor thread, to a
+    # stream pytest has closed by then: undo it and blame the test that left it.
+    from helpers import restored_logging
+
+    with restored_logging() as removed:
+        yield
+    if removed:
+        pytest.fail(
+            "this test left logging handlers installed (use helpers.restored_logging): "
+            + "; ".join(removed)
+        )
+
+
 @pytest.fixture(scope="session")
 def docker_api(sandbox: Sandbox) -> Iterator[Any]:
     """A docker-py APIClient on the shared sandbox, for test setup and checks only."""

@@ -1,4 +1,4 @@
-"""Small helpers shared by the tests: container commands and bounded waits.
+"""Small helpers shared by the tests: container commands, bounded waits, logging undone.
 
 Every wait here has a timeout and fails with an ``AssertionError`` that says
 what was awaited and what was last seen, so a stuck test reads as a clear
@@ -7,11 +7,13 @@ failure instead of a pytest-timeout traceback.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-__all__ = ["numbered_lines_cmd", "wait_for_state", "wait_until"]
+__all__ = ["numbered_lines_cmd", "restored_logging", "wait_for_state", "wait_until"]
 
 T = TypeVar("T")
 
@@ -81,3 +83,42 @@ def wait_for_state(api: Any, cid: str, status: str, timeout: float = 30) -> dict
         last = seen[0] if seen else "unknown"
         msg = f"container {cid[:12]} did not become {status!r} within {timeout} s (last: {last!r})"
         raise AssertionError(msg) from None
+
+
+def _logging_state() -> dict[str, tuple[int, list[logging.Handler]]]:
+    # The root logger and actorpool's: where configure_logging (the CLI's main) adds handlers.
+    names = ["", "actorpool"] + [
+        name
+        for name, logger in list(logging.Logger.manager.loggerDict.items())
+        if name.startswith("actorpool.") and isinstance(logger, logging.Logger)
+    ]
+    loggers = [logging.getLogger(name) for name in names]
+    return {name: (lg.level, list(lg.handlers)) for name, lg in zip(names, loggers, strict=True)}
+
+
+@contextlib.contextmanager
+def restored_logging() -> Iterator[list[str]]:
+    """Undo what the block did to logging: handlers it added are removed, levels restored.
+
+    A handler left behind (``actorpool.cli.main`` run in-process installs one on
+    the root logger, writing to the ``sys.stderr`` of that moment, a capture
+    that pytest closes) makes every later record print ``--- Logging error ---
+    ValueError: I/O operation on closed file``. Yields a list that names, after
+    the block, each handler it had to remove.
+    """
+    before = _logging_state()
+    removed: list[str] = []
+    try:
+        yield removed
+    finally:
+        for name, (_, handlers) in _logging_state().items():
+            logger = logging.getLogger(name)
+            old_level, old_handlers = before.get(name, (logging.NOTSET, []))
+            logger.setLevel(old_level)
+            for handler in handlers:
+                # pytest's own capture handlers come and go with its fixtures (caplog).
+                if handler in old_handlers or type(handler).__module__.startswith("_pytest"):
+                    continue
+                logger.removeHandler(handler)
+                handler.close()
+                removed.append(f"{name or 'root'}: {handler!r}")

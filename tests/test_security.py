@@ -36,6 +36,8 @@ from actorpool.errors import ActorPoolError, ConfigError, DockerUnavailable
 from actorpool.messages import Execute, Ping
 from actorpool.transport.client import make_client
 
+from helpers import restored_logging
+
 MakeConfig = Callable[..., Config]
 REPO = Path(__file__).resolve().parent.parent
 TOLERANCE = 1.0
@@ -382,7 +384,8 @@ def test_the_configured_ca_wins_over_requests_ca_bundle(
 
 
 def _run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    code = cli.main(argv)
+    with restored_logging():  # main() logs to the captured stderr of this test only
+        code = cli.main(argv)
     out, err = capsys.readouterr()
     return code, out + err
 

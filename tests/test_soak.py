@@ -5,8 +5,8 @@ the long version); this test runs it against a private ``--live-restore``
 daemon of its own and asserts every promise it checks: no call outlives its
 deadline, no wrong answer, no log line missing, duplicated or made up, every
 fault recovered from, no thread, descriptor or memory leak. Deselect the
-minute-long run with ``-k "not soak_under_fire"`` (or ``-m "not daemon"``)
-when iterating on something else; the focused drills below take seconds.
+minute-long run with ``-m "not slow"`` (``scripts/test.sh --quick``) when
+iterating on something else; the focused drills below take seconds.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ def test_soak_options_and_time_parsing() -> None:
         soak.SoakOptions(kinds=("daemon_restart", "no_such_fault"))
 
 
+@pytest.mark.slow
 @pytest.mark.daemon
 @pytest.mark.timeout(300)
 def test_soak_under_fire(private_sandbox: Sandbox, caplog: pytest.LogCaptureFixture) -> None:
