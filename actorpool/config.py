@@ -84,7 +84,7 @@ _Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
 
 
 def _fail(key_path: str, rule: str, value: object) -> ConfigError:
-    return ConfigError(f"{key_path}: {rule}, got {_show(value)}")
+    return ConfigError(f"{key_path}: {rule}, got {_show(value)}", key_path=key_path)
 
 
 def _show(value: object) -> str:
@@ -562,64 +562,128 @@ class Config(_Section):
                 applies only when ``docker.pool.socket_path`` is not given.
 
         Raises:
-            ConfigError: Anything is unknown, of the wrong type or out of range.
+            ConfigError: Anything is unknown, of the wrong type or out of range;
+                it carries every problem found, not only the first.
         """
-        environ = os.environ if environ is None else environ
-        root = _mapping(data, "the configuration root")
-        _check_keys(root, ["docker"], "the configuration root", "")
-        docker = _mapping(root.get("docker"), "docker")
-        _check_keys(docker, list(_SECTIONS), "docker", "docker.")
-        sections: dict[str, Any] = {}
-        for name, section_cls in _SECTIONS.items():
-            values = dict(_mapping(docker.get(name), f"docker.{name}"))
-            for key, why in _REMOVED.get(name, {}).items():
-                if key in values:
-                    del values[key]
-                    logger.warning(
-                        "docker.%s.%s is no longer an option and is ignored (%s); "
-                        "delete it from the file",
-                        name,
-                        key,
-                        why,
-                    )
-            aliases = _ALIASES.get(name, {})
-            valid = [a.name for a in attrs.fields(section_cls)] + list(aliases)
-            _check_keys(values, valid, f"docker.{name}", f"docker.{name}.")
-            _resolve_aliases(values, aliases, f"docker.{name}")
-            if name == "pool" and "socket_path" not in values and environ.get("DOCKER_HOST"):
-                where = "DOCKER_HOST (used as docker.pool.socket_path)"
-                values["socket_path"] = normalize_socket_path(environ["DOCKER_HOST"], where)
-            sections[name] = section_cls(**values)
-        return cls(**sections)
+        problems: list[ConfigError] = []
+        config = _build(data, os.environ if environ is None else environ, problems)
+        if config is None:
+            raise _combined([str(p) for p in problems], problems[0].key_path)
+        return config
 
 
-def _mapping(value: object, what: str) -> Mapping[Any, Any]:
+def _build(
+    data: Mapping[str, Any] | None, environ: Mapping[str, str], problems: list[ConfigError]
+) -> Config | None:
+    """The configuration of ``data``, or ``None`` with every problem added to ``problems``."""
+    before = len(problems)
+    root = _mapping(data, "the configuration root", problems)
+    _check_keys(root, ["docker"], "the configuration root", "", problems)
+    docker = _mapping(root.get("docker"), "docker", problems)
+    _check_keys(docker, list(_SECTIONS), "docker", "docker.", problems)
+    sections = {name: _section_of(name, docker.get(name), environ, problems) for name in _SECTIONS}
+    if len(problems) > before:
+        return None
+    try:
+        return Config(**sections)
+    except ConfigError as error:
+        problems.append(error)
+        return None
+
+
+def _section_of(
+    name: str, raw: object, environ: Mapping[str, str], problems: list[ConfigError]
+) -> Any:
+    """Section ``name`` of ``raw``; each field is checked on its own, so every problem shows."""
+    cls, path = _SECTIONS[name], f"docker.{name}"
+    values = dict(_mapping(raw, path, problems))
+    for key, why in _REMOVED.get(name, {}).items():
+        if key in values:
+            del values[key]
+            logger.warning(
+                "%s.%s is no longer an option and is ignored (%s); delete it from the file",
+                path,
+                key,
+                why,
+            )
+    fields = {field.name: field for field in attrs.fields(cls)}
+    aliases = _ALIASES.get(name, {})
+    before = len(problems)
+    _check_keys(values, [*fields, *aliases], path, f"{path}.", problems)
+    _resolve_aliases(values, aliases, path, problems)
+    if name == "pool" and "socket_path" not in values and environ.get("DOCKER_HOST"):
+        where = "DOCKER_HOST (used as docker.pool.socket_path)"
+        try:
+            values["socket_path"] = normalize_socket_path(environ["DOCKER_HOST"], where)
+        except ConfigError as error:
+            problems.append(error)
+    defaults = cls()
+    for key, value in values.items():
+        field = fields.get(key)
+        if field is None:
+            continue  # an unknown key, reported above
+        try:
+            converted = field.converter(value) if callable(field.converter) else value
+            if field.validator is not None:
+                field.validator(defaults, field, converted)
+        except ConfigError as error:
+            problems.append(error)
+    if len(problems) > before:
+        return defaults  # a check across fields would only blame the defaults now
+    try:
+        return cls(**{key: value for key, value in values.items() if key in fields})
+    except ConfigError as error:
+        problems.append(error)
+        return defaults
+
+
+def _combined(problems: list[str], key_path: str | None, heading: str = "") -> ConfigError:
+    """One error for ``problems`` (one line each); its message is the problem when alone."""
+    if len(problems) == 1:
+        return ConfigError(problems[0], key_path=key_path)
+    listed = "\n".join(f"  {problem}" for problem in problems)
+    message = f"{heading or 'the configuration'}: {len(problems)} problems:\n{listed}"
+    return ConfigError(message, problems=tuple(problems), key_path=key_path)
+
+
+def _mapping(value: object, what: str, problems: list[ConfigError]) -> Mapping[Any, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise _fail(what, "must be a mapping of keys to values", value)
+        problems.append(_fail(what, "must be a mapping of keys to values", value))
+        return {}
     return value
 
 
-def _check_keys(values: Mapping[Any, Any], valid: list[str], what: str, prefix: str) -> None:
+def _check_keys(
+    values: Mapping[Any, Any],
+    valid: list[str],
+    what: str,
+    prefix: str,
+    problems: list[ConfigError],
+) -> None:
     for key in values:
         if key in valid:
             continue
         close = difflib.get_close_matches(str(key), valid, n=1)
         hint = f"did you mean {close[0]!r}?" if close else f"valid keys: {', '.join(valid)}"
-        raise ConfigError(f"{prefix}{key}: unknown key in {what}; {hint}")
+        message = f"{prefix}{key}: unknown key in {what}; {hint}"
+        problems.append(ConfigError(message, key_path=f"{prefix}{key}"))
 
 
-def _resolve_aliases(values: dict[Any, Any], aliases: Mapping[str, str], path: str) -> None:
+def _resolve_aliases(
+    values: dict[Any, Any], aliases: Mapping[str, str], path: str, problems: list[ConfigError]
+) -> None:
     for alias, name in aliases.items():
         if alias not in values:
             continue
         value = values.pop(alias)
         if name in values and _comparable(values[name], name) != _comparable(value, name):
-            raise ConfigError(
+            message = (
                 f"{path}.{alias}: is an alias of {path}.{name} and both are set to different "
                 f"values ({value!r} and {values[name]!r}); keep only one"
             )
+            problems.append(ConfigError(message, key_path=f"{path}.{alias}"))
         values.setdefault(name, value)
 
 
@@ -627,21 +691,41 @@ def _comparable(value: object, name: str) -> object:
     return _seconds(value) if name.endswith("_delay") else value
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe loader that refuses duplicate keys (PyYAML silently keeps the last)."""
+def _key_lines(node: yaml.Node | None) -> tuple[dict[str, int], list[tuple[int, ConfigError]]]:
+    """The line (1-based) of every key of a document by key path, and its duplicate keys.
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                mark = key_node.start_mark
-                raise ConfigError(
-                    f"duplicate key {key!r} at line {mark.line + 1}, column {mark.column + 1}; "
-                    "keep only one"
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+    PyYAML silently keeps the last of two equal keys; the node tree still has
+    both, so a duplicate is found here, with its line.
+    """
+    lines: dict[str, int] = {}
+    duplicates: list[tuple[int, ConfigError]] = []
+    todo: list[tuple[yaml.Node, str]] = [] if node is None else [(node, "")]
+    while todo:
+        current, path = todo.pop()
+        if not isinstance(current, yaml.MappingNode):
+            continue
+        for key_node, value_node in current.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.value == "<<":
+                continue
+            key_path = f"{path}{key_node.value}"
+            line = key_node.start_mark.line + 1
+            if key_path in lines:
+                message = f"{key_path}: duplicate key (also at line {lines[key_path]}); keep one"
+                duplicates.append((line, ConfigError(message, key_path=key_path)))
+                continue
+            lines[key_path] = line
+            todo.append((value_node, f"{key_path}."))
+    return lines, duplicates
+
+
+def _line_of(key_path: str | None, lines: Mapping[str, int]) -> int:
+    """The line of ``key_path`` or of its nearest ancestor in the file; 0 if none is."""
+    path = key_path or ""
+    while path:
+        if path in lines:
+            return lines[path]
+        path = path.rpartition(".")[0]
+    return 0
 
 
 def load_config(
@@ -655,7 +739,8 @@ def load_config(
 
     Raises:
         ConfigError: The file is missing, unreadable, not valid YAML or not a valid
-            configuration; the message starts with the file name.
+            configuration. It carries every problem of the file, in file order, each
+            as ``FILE:LINE: key.path: rule, got value``.
     """
     if path is None:
         return Config.default(environ=environ)
@@ -665,17 +750,27 @@ def load_config(
         raise ConfigError(f"{path}: configuration file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the configuration file: {exc}") from exc
+    loader = yaml.SafeLoader(text)  # safe: no arbitrary objects
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no arbitrary objects
-        return Config.from_mapping(data, environ=environ)
+        node = loader.get_single_node()
+        data = None if node is None else loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(f"{path}: invalid YAML{where}: {exc.problem or exc}") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+    finally:
+        loader.dispose()
+    lines, placed = _key_lines(node)
+    problems: list[ConfigError] = []
+    config = _build(data, os.environ if environ is None else environ, problems)
+    if config is not None and not placed:
+        return config
+    placed += [(_line_of(error.key_path, lines), error) for error in problems]
+    placed.sort(key=lambda item: item[0])  # stable: problems on one line keep their order
+    texts = [f"{path}:{line}: {error}" if line else f"{path}: {error}" for line, error in placed]
+    raise _combined(texts, placed[0][1].key_path, heading=str(path))
 
 
 def config_to_dict(config: Config) -> dict[str, Any]:

@@ -36,7 +36,32 @@ class ActorPoolError(Exception):
 
 
 class ConfigError(ActorPoolError, ValueError):
-    """The configuration is invalid; the message names the key path, the value and the rule."""
+    """The configuration is invalid; the message names the key path, the value and the rule.
+
+    A configuration file is checked as a whole, so one error carries every
+    problem found: fixing a file takes one run, not one run per mistake.
+
+    Attributes:
+        problems: Each problem as one line, in file order (``FILE:LINE: key.path:
+            rule, got value`` when loaded from a file); ``(message,)`` for one.
+        key_path: The option the (first) problem is about, when known.
+    """
+
+    def __init__(
+        self, message: str, *, problems: tuple[str, ...] = (), key_path: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.problems = problems or (message,)
+        self.key_path = key_path
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return _rebuild_config_error, (str(self), self.problems, self.key_path)
+
+
+def _rebuild_config_error(
+    message: str, problems: tuple[str, ...], key_path: str | None
+) -> ConfigError:
+    return ConfigError(message, problems=problems, key_path=key_path)
 
 
 class UnknownMessage(ActorPoolError, TypeError):

@@ -642,7 +642,7 @@ def test_client_cert_needs_its_key(tmp_path: Path) -> None:
         ("docker:\n\tpool: {}\n", r": invalid YAML at line 2, column 1: "),
         (
             "docker:\n  pool:\n    max_retries: 1\n    max_retries: 2\n",
-            r": duplicate key 'max_retries' at line 4, column 5; keep only one",
+            r":4: docker.pool.max_retries: duplicate key \(also at line 3\); keep one$",
         ),
         (
             "- docker\n",
@@ -651,15 +651,71 @@ def test_client_cert_needs_its_key(tmp_path: Path) -> None:
         ),
         (
             "docker:\n  pool:\n    max_retries: yes\n",
-            r": docker.pool.max_retries: must be an integer >= 0, got True \(a boolean\)",
+            r":3: docker.pool.max_retries: must be an integer >= 0, got True \(a boolean\)",
         ),
-        ("docker:\n  api:\n    version: 1.40\n", r": docker.api.version: must be a quoted string"),
+        (
+            "docker:\n  api:\n    version: 1.40\n",
+            r":3: docker.api.version: must be a quoted string",
+        ),
     ],
 )
 def test_bad_files_name_the_file_and_the_place(tmp_path: Path, text: str, message: str) -> None:
     path = write(tmp_path, text)
     with pytest.raises(ConfigError, match="^" + re.escape(str(path)) + message):
         load_config(path, environ=NO_ENV)
+
+
+def test_every_problem_of_a_file_is_reported_at_once_in_file_order(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+docker:
+  monitoring:
+    namespace: "1bad"
+  pool:
+    min_pool_size: 0
+    bogus: 1
+    min_pool_size: 2
+  api:
+    timeout: soon
+  streams: []
+  health:
+    trend_window: 2
+""",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ=NO_ENV)
+    where = str(path)
+    assert [p.split(": ", 2)[:2] for p in caught.value.problems] == [
+        [f"{where}:3", "docker.monitoring.namespace"],
+        [f"{where}:6", "docker.pool.bogus"],
+        [f"{where}:7", "docker.pool.min_pool_size"],
+        [f"{where}:9", "docker.api.timeout"],
+        [f"{where}:10", "docker.streams"],
+        [f"{where}:12", "docker.health.trend_window"],
+    ]
+    assert str(caught.value).startswith(f"{where}: 6 problems:\n  {where}:3: ")
+    assert str(caught.value).splitlines()[1:] == [f"  {p}" for p in caught.value.problems]
+    assert caught.value.key_path == "docker.monitoring.namespace"
+
+
+def test_a_check_across_fields_names_the_line_of_its_key(tmp_path: Path) -> None:
+    path = write(tmp_path, "docker:\n  pool:\n    max_pool_size: 3\n    min_pool_size: 4\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ=NO_ENV)
+    assert caught.value.problems[0].startswith(
+        f"{path}:4: docker.pool.min_pool_size: must be <= docker.pool.max_pool_size (3), got 4"
+    )
+
+
+def test_from_mapping_reports_every_problem_too() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Config.from_mapping(docker(pool={"max_queue": -1}, api={"timeout": "x"}), environ=NO_ENV)
+    assert [p.split(":")[0] for p in caught.value.problems] == [
+        "docker.pool.max_queue",
+        "docker.api.timeout",
+    ]
+    assert str(caught.value).startswith("the configuration: 2 problems:\n  docker.pool.max_queue")
 
 
 def test_missing_file(tmp_path: Path) -> None:

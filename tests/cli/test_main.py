@@ -456,7 +456,25 @@ def test_config_check_of_a_bad_file_exits_2_with_the_config_error(tmp_path: Path
     assert result.returncode == 2
     assert result.stdout == ""
     line = assert_one_line_error(result.stderr)
-    assert line == f"actorpool: {bad}: docker.pool.min_pool_size: must be an integer >= 1, got 0"
+    assert line == f"actorpool: {bad}:3: docker.pool.min_pool_size: must be an integer >= 1, got 0"
+
+
+def test_config_check_prints_every_problem_of_a_file_in_file_order(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "docker:\n  api:\n    timeout: soon\n  pool:\n    min_pool_size: 0\n    bogus: 1\n"
+    )
+    result = run_cli("config", "check", str(bad), host=None)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    assert [line.split(": ", 2)[:2] for line in result.stderr.splitlines()] == [
+        ["actorpool", f"{bad}"],
+        [f"  {bad}:3", "docker.api.timeout"],
+        [f"  {bad}:5", "docker.pool.min_pool_size"],
+        [f"  {bad}:6", "docker.pool.bogus"],
+    ]
+    assert result.stderr.startswith(f"actorpool: {bad}: 3 problems:\n")
 
 
 def test_host_flag_beats_the_file_which_beats_docker_host(tmp_path: Path) -> None:
