@@ -107,7 +107,13 @@ def _add_common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         default=default("warning"),
         choices=("debug", "info", "warning", "error", "critical"),
         type=str.lower,
-        help="actorpool's own log level (default: warning)",
+        help="actorpool's own log level (default: warning); libraries stay at warning",
+    )
+    group.add_argument(
+        "--debug-libraries",
+        action="store_true",
+        default=default(False),
+        help="also log docker-py, urllib3 and pykka at debug level (very verbose)",
     )
     group.add_argument(
         "--log-json",

@@ -9,7 +9,8 @@ Commands (``actorpool COMMAND --help`` for each)::
     actorpool config check [FILE]               validate a config, print it with defaults
 
 Global options (before or after the command): ``--config FILE``, ``-H/--host``
-(like Docker's), ``--log-level``, ``--log-json`` and ``--debug``. The daemon
+(like Docker's), ``--log-level`` (actorpool's own loggers), ``--debug-libraries``
+(docker-py, urllib3 and pykka at debug too), ``--log-json`` and ``--debug``. The daemon
 address is taken from ``-H``, else the config file's
 ``docker.pool.socket_path``, else ``DOCKER_HOST``, else
 ``unix:///var/run/docker.sock``.
@@ -627,7 +628,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "func"):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    configure_logging(args.log_level, json=args.log_json)
+    libraries = "debug" if args.debug_libraries else "warning"
+    configure_logging(args.log_level, json=args.log_json, libraries=libraries)
     try:
         code = int(args.func(args))
     except BrokenPipeError:

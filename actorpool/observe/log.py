@@ -260,31 +260,34 @@ def configure_logging(
     *,
     stream: IO[str] | None = None,
     logger: logging.Logger | None = None,
+    libraries: int | str = "WARNING",
 ) -> logging.Handler:
     """Send log records to ``stream`` (stderr) as text or JSON, with secrets redacted.
 
     Meant for the CLI and for applications without their own logging setup.
     Calling it again replaces the handler it installed before (no duplicate lines).
 
+    By default ``level`` is actorpool's own (the ``actorpool`` loggers) and
+    ``libraries`` everyone else's: ``--log-level debug`` must show what the
+    pool does, not the 60 lines docker-py, urllib3 and pykka write for one
+    request. Their records still go through this handler, so they are
+    formatted and redacted the same way when they are turned on.
+
     Args:
-        level: A level name (``"debug"``, ``"INFO"``) or number.
+        level: A level name (``"debug"``, ``"INFO"``) or number, for actorpool's loggers.
         json: One JSON object per line instead of text.
         stream: Where to write; ``sys.stderr`` by default.
-        logger: The logger to configure; the root logger by default, so records of
-            docker-py and urllib3 are formatted and redacted too.
+        logger: The logger to configure, handler and ``level`` both (``libraries``
+            is then unused); by default the handler goes on the root logger.
+        libraries: The level of every other logger (docker-py, urllib3, pykka).
 
     Returns:
         The installed handler.
 
     Raises:
-        ValueError: ``level`` is not a logging level.
+        ValueError: ``level`` or ``libraries`` is not a logging level.
     """
-    if isinstance(level, str):
-        resolved = logging.getLevelName(level.strip().upper())
-        if not isinstance(resolved, int):
-            msg = f"unknown log level {level!r}; use debug, info, warning, error or critical"
-            raise ValueError(msg)
-        level = resolved
+    level = _level(level)
     target = logging.getLogger() if logger is None else logger
     for old in list(target.handlers):
         if getattr(old, _HANDLER_MARK, False):
@@ -295,5 +298,19 @@ def configure_logging(
     handler.addFilter(RedactingFilter())
     setattr(handler, _HANDLER_MARK, True)
     target.addHandler(handler)
-    target.setLevel(level)
+    if logger is None:
+        target.setLevel(_level(libraries))
+        logging.getLogger("actorpool").setLevel(level)
+    else:
+        target.setLevel(level)
     return handler
+
+
+def _level(level: int | str) -> int:
+    if isinstance(level, int):
+        return level
+    resolved = logging.getLevelName(level.strip().upper())
+    if not isinstance(resolved, int):
+        msg = f"unknown log level {level!r}; use debug, info, warning, error or critical"
+        raise ValueError(msg)
+    return resolved

@@ -498,6 +498,21 @@ def test_host_flag_beats_the_file_which_beats_docker_host(tmp_path: Path) -> Non
 # --------------------------------------------------------------------------- usage
 
 
+def test_log_level_is_actorpools_own_and_debug_libraries_adds_the_others(
+    sandbox: Sandbox,
+) -> None:
+    def loggers(*flags: str) -> set[str]:
+        result = run_cli("ps", "--log-level", "debug", *flags, host=sandbox.url)
+        assert result.returncode == 0, result.stderr
+        found = re.findall(r"^\S+ \S+ (?:DEBUG|INFO|WARNING) ([\w.]+): ", result.stderr, re.M)
+        return {name.split(".")[0] for name in found}
+
+    # actorpool's own debug records are few and timing-dependent (tests/observe covers them);
+    # the libraries' are dozens per request, and only --debug-libraries shows them.
+    assert loggers() <= {"actorpool"}
+    assert {"docker", "urllib3"} <= loggers("--debug-libraries")
+
+
 @pytest.mark.parametrize(
     "command", [[], ["ps"], ["logs"], ["monitor"], ["health"], ["config", "check"]]
 )

@@ -22,6 +22,8 @@ from actorpool.observe.log import (
     redact_value,
 )
 
+from helpers import restored_logging
+
 PEM = (
     "-----BEGIN RSA PRIVATE KEY-----\n"
     "MIIEowIBAAKCAQEAzSECRETSECRETSECRET\n"
@@ -176,6 +178,27 @@ def test_configure_logging_replaces_its_own_handler(logger: logging.Logger) -> N
     assert logger.level == logging.DEBUG
 
 
+def test_configure_logging_sets_actorpool_loggers_only_unless_libraries_are_asked() -> None:
+    out = io.StringIO()
+    with restored_logging():
+        configure_logging("debug", stream=out)
+        logging.getLogger("actorpool.pool.router").debug("ours")
+        for name in ("docker.api.client", "urllib3.connectionpool", "pykka"):
+            logging.getLogger(name).debug("theirs %s", name)
+            logging.getLogger(name).warning("their warning %s", name)
+        configure_logging("warning", stream=out, libraries="debug")
+        logging.getLogger("actorpool.pool.router").debug("ours, hidden now")
+        logging.getLogger("urllib3.connectionpool").debug("theirs, shown now")
+    lines = [line.split(": ", 1)[1] for line in out.getvalue().splitlines()]
+    assert lines == [
+        "ours",
+        "their warning docker.api.client",
+        "their warning urllib3.connectionpool",
+        "their warning pykka",
+        "theirs, shown now",
+    ]
+
+
 def test_configure_logging_rejects_unknown_level(logger: logging.Logger) -> None:
     with pytest.raises(ValueError, match="unknown log level 'loud'"):
         configure_logging("loud", logger=logger)
@@ -257,7 +280,7 @@ def test_redacting_filter_is_installed_on_the_root_by_default() -> None:
     saved_level, saved_handlers = root.level, list(root.handlers)
     out = io.StringIO()
     try:
-        handler = configure_logging("INFO", stream=out)
+        handler = configure_logging("INFO", stream=out, libraries="INFO")
         assert any(isinstance(f, RedactingFilter) for f in handler.filters)
         logging.getLogger("urllib3.connectionpool").info(
             "Authorization: Basic aHVudGVyMjpodW50ZXIy"
