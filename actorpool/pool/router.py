@@ -674,7 +674,8 @@ class RouterActor(Actor):
     # -- health --------------------------------------------------------------------------------
 
     def _check_health(self) -> None:
-        for slot in self._slots.values():
+        # A copy: a probe told to a connection that just died loses its slot (_send_probe).
+        for slot in list(self._slots.values()):
             # A busy connection is judged by the call it is running (bounded by its deadline);
             # probing it would only queue the round behind that call.
             if slot.idle and not slot.recovering:
