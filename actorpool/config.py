@@ -34,6 +34,7 @@ from actorpool.observe.log import redact_text
 from actorpool.observe.metrics import parse_listen
 
 __all__ = [
+    "DEFAULT_MONITOR_LISTEN",
     "DEFAULT_SOCKET",
     "ApiConfig",
     "CircuitBreakerConfig",
@@ -61,6 +62,15 @@ _BARE_SECONDS = re.compile(rf"^{_NUMBER}$")
 _COMPOUND = re.compile(rf"^(?:\s*{_NUMBER}\s*(?:ms|h|m|s))+$")
 _PART = re.compile(rf"({_NUMBER})\s*(ms|h|m|s)")
 _UNIT_SECONDS = {"ms": Fraction(1, 1000), "s": Fraction(1), "m": Fraction(60), "h": Fraction(3600)}
+
+DEFAULT_MONITOR_LISTEN = "127.0.0.1:19323"
+"""Where ``actorpool monitor`` serves metrics when ``docker.monitoring.listen`` is unset.
+
+An embedded pool opens no port unless asked. The port is outside 9100-9999,
+which Prometheus' list of default exporter ports has handed out in full (9323
+is dockerd's own ``metrics-addr``), and below Linux's ephemeral range
+(32768-60999), so an outgoing connection never holds it.
+"""
 _API_VERSION = re.compile(r"^1\.\d{1,2}$")
 _METRIC_PREFIX = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _DURATION_RULE = "must be a duration such as '250ms', '5s', '1h30m' or a number of seconds"
@@ -290,7 +300,8 @@ def _existing_file(inst: _Section, attr: attrs.Attribute[Any], value: object) ->
 
 
 def _listen(inst: _Section, attr: attrs.Attribute[Any], value: object) -> None:
-    parse_listen(value, _key(inst, attr))
+    if value is not None:  # unset: no metrics endpoint
+        parse_listen(value, _key(inst, attr))
 
 
 def _metric_prefix(inst: _Section, attr: attrs.Attribute[Any], value: object) -> None:
@@ -428,19 +439,24 @@ class RateLimitConfig(_Section):
 
 @attrs.frozen
 class MonitoringConfig(_Section):
-    """``docker.monitoring``: the Prometheus endpoint."""
+    """``docker.monitoring``: the Prometheus endpoint (none unless ``listen`` is set)."""
 
     _path: ClassVar[str] = "docker.monitoring"
 
     enabled: bool = attrs.field(default=True, validator=_boolean)
     detailed_metrics: bool = attrs.field(default=True, validator=_boolean)
-    listen: str = attrs.field(default="127.0.0.1:9323", validator=_listen)
+    listen: str | None = attrs.field(default=None, validator=_listen)
     namespace: str = attrs.field(default="docker", validator=_metric_prefix)
 
     @property
-    def listen_address(self) -> tuple[str, int]:
-        """``listen`` as ``(host, port)``, IPv6 brackets removed (for ``start_http_server``)."""
-        return parse_listen(self.listen, f"{self._path}.listen")
+    def serves(self) -> bool:
+        """Whether a pool with this configuration opens a metrics endpoint."""
+        return self.enabled and self.listen is not None
+
+    @property
+    def listen_address(self) -> tuple[str, int] | None:
+        """``listen`` as ``(host, port)``, IPv6 brackets removed; ``None`` when unset."""
+        return None if self.listen is None else parse_listen(self.listen, f"{self._path}.listen")
 
 
 @attrs.frozen

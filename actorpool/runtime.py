@@ -83,7 +83,8 @@ class Pool:
             )
             self.router.tell(Wire(self._supervisor, self._streams))
             self._supervisor.ask(Bootstrap(), timeout=30)
-            if monitoring.enabled:
+            if monitoring.serves:
+                assert monitoring.listen is not None
                 self._server = MetricsServer(self.metrics.registry, monitoring.listen)
         except BaseException:
             self.stop()

@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from actorpool.config import (
+    DEFAULT_MONITOR_LISTEN,
     ApiConfig,
     CircuitBreakerConfig,
     Config,
@@ -86,7 +87,7 @@ DOCUMENTED: dict[str, dict[str, Any]] = {
     "monitoring": {
         "enabled": True,
         "detailed_metrics": True,
-        "listen": "127.0.0.1:9323",
+        "listen": None,
         "namespace": "docker",
     },
     "streams": {
@@ -394,7 +395,9 @@ docker:
     assert cfg.streams.overflow_policy == "drop_oldest"
     assert cfg.monitoring.listen_address == ("::1", 0)
     assert cfg.rate_limit.requests_per_second == 5.0
-    assert MonitoringConfig().listen_address == ("127.0.0.1", 9323)
+    assert MonitoringConfig().listen_address is None  # an embedded pool opens no port
+    assert not MonitoringConfig().serves
+    assert MonitoringConfig(listen=DEFAULT_MONITOR_LISTEN).listen_address == ("127.0.0.1", 19323)
 
 
 def test_tls_files_for_a_tcp_host(tmp_path: Path) -> None:

@@ -97,6 +97,16 @@ def test_status_counts_streams(make_config: MakeConfig, make_container: Callable
         sink.stop()
 
 
+def test_an_embedded_pool_opens_no_port_unless_listen_is_set(make_config: MakeConfig) -> None:
+    import threading
+
+    with actorpool.start(make_config(monitoring={"enabled": True})) as pool:
+        assert pool.router.ask(Ping()) is True
+        assert pool.metrics_address is None
+        assert not [t for t in threading.enumerate() if t.name.startswith("actorpool-metrics")]
+        assert "docker_pool_build_info" in pool.metrics.render()  # still counted, just not served
+
+
 def test_metrics_endpoint_serves_the_pools_own_registry(make_config: MakeConfig) -> None:
     import urllib.request
 

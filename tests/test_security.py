@@ -31,7 +31,7 @@ import pytest
 
 import actorpool
 from actorpool import cli
-from actorpool.config import Config, load_config
+from actorpool.config import DEFAULT_MONITOR_LISTEN, Config, load_config
 from actorpool.errors import ActorPoolError, ConfigError, DockerUnavailable
 from actorpool.messages import Execute, Ping
 from actorpool.transport.client import make_client
@@ -46,12 +46,11 @@ TOLERANCE = 1.0
 # --------------------------------------------------------------------------- metrics endpoint
 
 
-def test_the_default_metrics_address_is_loopback() -> None:
-    assert Config().monitoring.listen_address[0] == "127.0.0.1"
-    assert Config.default(environ={}).monitoring.listen_address[0] == "127.0.0.1"
-    assert load_config(REPO / "config.yaml", environ={}).monitoring.listen_address[0] == (
-        "127.0.0.1"
-    )
+def test_no_metrics_port_by_default_and_the_monitors_default_is_loopback() -> None:
+    assert Config().monitoring.listen is None
+    assert Config.default(environ={}).monitoring.listen is None
+    assert load_config(REPO / "config.yaml", environ={}).monitoring.listen is None
+    assert DEFAULT_MONITOR_LISTEN.startswith("127.0.0.1:")
 
 
 def _listeners(port: int) -> list[str]:
@@ -90,7 +89,7 @@ def _other_local_addresses() -> list[str]:
 
 
 def test_a_started_pool_serves_metrics_on_loopback_only(make_config: MakeConfig) -> None:
-    host = Config().monitoring.listen_address[0]
+    host = DEFAULT_MONITOR_LISTEN.rpartition(":")[0]
     config = make_config(monitoring={"enabled": True, "listen": f"{host}:0"})
     with actorpool.start(config) as pool:
         address = pool.metrics_address

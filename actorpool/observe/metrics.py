@@ -64,6 +64,8 @@ Metric names (default namespace ``docker``; ``monitoring.namespace`` replaces it
   ``docker_stream_reconnects_total``, ``docker_stream_resumed_lines_total``,
   ``docker_stream_truncated_lines_total``, ``docker_stream_dropped_chunks_total{policy}``.
 
+- ``docker_pool_build_info{version}`` is always 1; its label is actorpool's version.
+
 Counters and histograms also expose prometheus_client's ``*_created`` timestamps.
 """
 
@@ -78,10 +80,11 @@ from types import TracebackType
 from typing import Final, TypeVar, cast
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 from prometheus_client.exposition import ThreadingWSGIServer, make_wsgi_app
 from prometheus_client.metrics import MetricWrapperBase
 
+from actorpool._version import __version__
 from actorpool.errors import ActorPoolError, ConfigError
 
 __all__ = [
@@ -166,6 +169,11 @@ class PoolMetrics:
         # validates and locks on every call, and the router records four series per request.
         self._children: dict[tuple[str, tuple[str, ...]], MetricWrapperBase] = {}
         ns, reg = namespace, self.registry
+
+        # Which actorpool serves these numbers: a dashboard can tell versions apart.
+        Info("pool_build", "The version of actorpool (always 1).", namespace=ns, registry=reg).info(
+            {"version": __version__}
+        )
 
         # Pool shape, set by the router on every change and on every scaling tick (<= 1 s).
         self._size = Gauge("pool_size", "Connections in the pool.", namespace=ns, registry=reg)
@@ -572,7 +580,19 @@ def _remove(metric: Counter | Gauge, *labelvalues: str) -> None:
 
 
 class MetricsServerError(ActorPoolError):
-    """The metrics endpoint could not be started; ``__cause__`` holds the ``OSError``."""
+    """The metrics endpoint could not be started; ``__cause__`` holds the ``OSError``.
+
+    Attributes:
+        reason: Why, in a few words ("address in use"), for callers that name the
+            setting their own way (the CLI's ``--metrics``).
+    """
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return type(self), (str(self), self.reason)
 
 
 def parse_listen(value: object, key_path: str = "docker.monitoring.listen") -> tuple[str, int]:
@@ -596,7 +616,7 @@ def parse_listen(value: object, key_path: str = "docker.monitoring.listen") -> t
             return host, int(port_text)
     msg = (
         f"{key_path}: must be 'host:port' with a port in 0-65535, got {value!r} "
-        f"(e.g. 127.0.0.1:9323 or [::1]:9323; port 0 picks a free port)"
+        f"(e.g. 127.0.0.1:19323 or [::1]:19323; port 0 picks a free port)"
     )
     raise ConfigError(msg)
 
@@ -634,7 +654,7 @@ class MetricsServer:
 
     _POLL_INTERVAL: Final = 0.05
 
-    def __init__(self, registry: CollectorRegistry, listen: str = "127.0.0.1:9323") -> None:
+    def __init__(self, registry: CollectorRegistry, listen: str) -> None:
         host, port = parse_listen(listen)
 
         class _Server(ThreadingWSGIServer):
@@ -656,7 +676,7 @@ class MetricsServer:
                 f"cannot serve metrics on {listen}: {reason} — "
                 f"set docker.monitoring.listen or disable monitoring"
             )
-            raise MetricsServerError(msg) from exc
+            raise MetricsServerError(msg, reason) from exc
         self._server: ThreadingWSGIServer | None = server
         self.host: str = str(sockaddr[0])
         self.port: int = server.server_port

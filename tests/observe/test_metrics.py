@@ -19,6 +19,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+import actorpool
 from actorpool.errors import ActorPoolError, ConfigError
 from actorpool.observe.metrics import (
     BREAKER_STATES,
@@ -125,6 +126,12 @@ def test_every_seed_metric_is_exposed_with_its_type() -> None:
     for name, kind in SEED_METRICS.items():
         sample = f"{name}_count" if kind == "histogram" else name
         assert exposed.get(sample) == kind, name
+
+
+def test_build_info_carries_the_version() -> None:
+    m = PoolMetrics(namespace="acme")
+    assert value(m, "acme_pool_build_info", version=actorpool.__version__) == 1.0
+    assert families(m.render())["acme_pool_build_info"] == "gauge"
 
 
 def test_namespace_replaces_the_prefix() -> None:
