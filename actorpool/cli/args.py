@@ -26,7 +26,7 @@ from typing import Any, Literal, NoReturn
 import attrs
 
 import actorpool
-from actorpool.config import parse_duration, parse_duration_ns
+from actorpool.config import DEFAULT_MONITOR_LISTEN, parse_duration, parse_duration_ns
 from actorpool.errors import ConfigError
 from actorpool.observe.metrics import parse_listen
 
@@ -66,7 +66,7 @@ exit codes:
   0    ok
   1    the pool is degraded or unhealthy (health)
   2    usage or configuration error
-  3    cannot reach Docker (monitor: and cannot start a private daemon)
+  3    cannot reach Docker (sandbox, monitor --sandbox: cannot start a private daemon)
   4    any other actorpool error (e.g. no such container, metrics port in use)
   130  interrupted (Ctrl-C)
 
@@ -186,6 +186,7 @@ class Handlers:
         ps: ``actorpool ps``.
         logs: ``actorpool logs``.
         monitor: ``actorpool monitor``.
+        sandbox: ``actorpool sandbox``.
         health: ``actorpool health``.
         config: ``actorpool config`` with no subcommand (a usage error).
         config_check: ``actorpool config check``.
@@ -194,6 +195,7 @@ class Handlers:
     ps: Handler
     logs: Handler
     monitor: Handler
+    sandbox: Handler
     health: Handler
     config: Handler
     config_check: Handler
@@ -259,9 +261,9 @@ def build_parser(handlers: Handlers) -> argparse.ArgumentParser:
     monitor = command(
         "monitor",
         "Follow and print the logs of every matching container, including ones that start "
-        "later, serve Prometheus metrics and print a pool health line every few seconds. "
-        "With no daemon reachable at the default address it starts a private sandbox daemon "
-        "with demo containers (needs root) and removes it on exit.",
+        f"later, serve Prometheus metrics (on {DEFAULT_MONITOR_LISTEN} unless "
+        "docker.monitoring.listen or --metrics says otherwise) and print a pool health line "
+        "every few seconds. It never starts a daemon unless asked with --sandbox.",
         handlers.monitor,
     )
     monitor.add_argument(
@@ -275,9 +277,10 @@ def build_parser(handlers: Handlers) -> argparse.ArgumentParser:
     )
     monitor.add_argument(
         "--metrics",
-        type=_listen_arg,
         metavar="HOST:PORT",
-        help="serve Prometheus metrics here (sets docker.monitoring.listen; port 0 = any)",
+        type=_listen_arg,
+        help=f"serve Prometheus metrics here (default: docker.monitoring.listen, else "
+        f"{DEFAULT_MONITOR_LISTEN}; port 0 = any free port)",
     )
     monitor.add_argument(
         "--summary-interval",
@@ -295,21 +298,24 @@ def build_parser(handlers: Handlers) -> argparse.ArgumentParser:
         "everything); containers that start later are shown from their first line",
     )
     monitor.add_argument("-t", "--timestamps", action="store_true", help="show timestamps")
-    sandbox = monitor.add_mutually_exclusive_group()
-    sandbox.add_argument(
+    monitor.add_argument(
         "--sandbox",
-        dest="sandbox",
         action="store_true",
-        default=None,
-        help="always start a private sandbox daemon with demo containers (needs root)",
-    )
-    sandbox.add_argument(
-        "--no-sandbox",
-        dest="sandbox",
-        action="store_false",
-        help="never start a sandbox daemon; fail if no daemon is reachable",
+        help="start a private sandbox daemon with demo containers and follow it instead "
+        "(needs root); it is removed on exit",
     )
     monitor.add_argument(
+        "--duration", type=_seconds_arg, metavar="SECONDS", help="stop by itself after this long"
+    )
+
+    sandbox = command(
+        "sandbox",
+        "Start a private Docker daemon with demo containers (needs root) for trying actorpool "
+        "and its examples, print the `export DOCKER_HOST=...` line that points at it, and "
+        "keep it until Ctrl-C or SIGTERM, which stop and remove it and everything in it.",
+        handlers.sandbox,
+    )
+    sandbox.add_argument(
         "--duration", type=_seconds_arg, metavar="SECONDS", help="stop by itself after this long"
     )
 

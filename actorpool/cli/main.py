@@ -4,7 +4,8 @@ Commands (``actorpool COMMAND --help`` for each)::
 
     actorpool ps [-a] [--filter k=v]            containers, as a table like docker ps
     actorpool logs [-f] [--since] [-n N] [-t] C...  logs of one or more containers
-    actorpool monitor [--filter k=v] [--metrics ADDR]  follow every container's logs
+    actorpool monitor [--filter k=v] [--metrics ADDR] [--sandbox]  follow every container's logs
+    actorpool sandbox                           a private daemon with demo containers
     actorpool health                            the pool's connections; exit 1 if degraded
     actorpool config check [FILE]               validate a config, print it with defaults
 
@@ -24,7 +25,7 @@ Exit codes:
     0    ok
     1    the pool is degraded or unhealthy (``health``)
     2    usage or configuration error
-    3    cannot reach Docker (and, for ``monitor``, cannot start a private one)
+    3    cannot reach Docker (``sandbox``, ``monitor --sandbox``: cannot start a private one)
     4    any other actorpool error (e.g. no such container, metrics port in use)
     130  interrupted (Ctrl-C)
 
@@ -42,6 +43,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import math
 import os
 import queue
 import signal
@@ -83,9 +85,9 @@ from actorpool.cli.printer import (
     short,
     table,
 )
-from actorpool.cli.sandbox import start_demo, start_sandbox
+from actorpool.cli.sandbox import start_demo, start_demo_containers, start_sandbox
 from actorpool.config import (
-    DEFAULT_SOCKET,
+    DEFAULT_MONITOR_LISTEN,
     Config,
     config_to_dict,
     load_config,
@@ -107,6 +109,7 @@ from actorpool.messages import (
     SubscribeLogs,
 )
 from actorpool.observe.log import configure_logging
+from actorpool.observe.metrics import MetricsServerError
 
 # EXIT_* and parse_since live in actorpool.cli.args; they stay importable from here.
 __all__ = [
@@ -158,12 +161,6 @@ def resolve_config(
 def _without_metrics(config: Config) -> Config:
     # One-shot commands never bind the metrics port (a running monitor may hold it).
     return attrs.evolve(config, monitoring=attrs.evolve(config.monitoring, enabled=False))
-
-
-def _address_is_explicit(args: argparse.Namespace, config: Config) -> bool:
-    return bool(args.host or os.environ.get("DOCKER_HOST")) or (
-        config.pool.socket_path != DEFAULT_SOCKET
-    )
 
 
 def _check_reachable(config: Config, timeout: float = PING_TIMEOUT) -> None:
@@ -423,11 +420,32 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- monitor
 
 
+def _monitor_metrics(args: argparse.Namespace, config: Config) -> Config:
+    """Serve metrics: on ``--metrics``, else ``monitoring.listen``, else the monitor's default.
+
+    ``monitoring.enabled: false`` turns the default off; ``--metrics`` still serves.
+    """
+    monitoring = config.monitoring
+    if not (args.metrics or monitoring.enabled):
+        return config
+    listen = args.metrics or monitoring.listen or DEFAULT_MONITOR_LISTEN
+    monitoring = attrs.evolve(monitoring, enabled=True, listen=listen)
+    return attrs.evolve(config, monitoring=monitoring)
+
+
+def _metrics_origin(args: argparse.Namespace, config: Config) -> str:
+    """What to change when the metrics address cannot be bound, as the user set it."""
+    if args.metrics:
+        return "--metrics HOST:PORT"
+    if config.monitoring.listen is not None:
+        return "docker.monitoring.listen"
+    return "--metrics HOST:PORT (or docker.monitoring.listen)"
+
+
 def _cmd_monitor(args: argparse.Namespace) -> int:
     config = resolve_config(args)
-    if args.metrics:
-        monitoring = attrs.evolve(config.monitoring, enabled=True, listen=args.metrics)
-        config = attrs.evolve(config, monitoring=monitoring)
+    origin = _metrics_origin(args, config)
+    config = _monitor_metrics(args, config)
     output = Output(prefix=True, timestamps=args.timestamps)
     with _Signals() as signals:
         cleanup = contextlib.ExitStack()
@@ -435,6 +453,10 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
             _run_monitor(args, config, output, signals, cleanup)
         except _Stopped:
             pass  # a signal during start-up: clean up and exit as after a normal run
+        except MetricsServerError as error:
+            listen = config.monitoring.listen
+            msg = f"cannot serve metrics on {listen}: {error.reason} — choose another with {origin}"
+            raise CliError(msg, EXIT_ERROR) from error
         finally:
             cleanup.close()
         return signals.exit_code
@@ -447,18 +469,13 @@ def _run_monitor(
     signals: _Signals,
     cleanup: contextlib.ExitStack,
 ) -> None:
-    use_sandbox = args.sandbox
-    if not use_sandbox:
-        try:
-            _check_reachable(config)
-        except CliError as error:
-            if use_sandbox is False or _address_is_explicit(args, config):
-                raise
-            output.status(f"actorpool: {error}")
-            use_sandbox = True
-    if use_sandbox:
+    # Never a daemon of its own unless asked: an agent started at boot, or while Docker
+    # restarts, must wait for the real one, not run a root dockerd beside it.
+    if args.sandbox:
         url = start_sandbox(output, cleanup)
         config = attrs.evolve(config, pool=attrs.evolve(config.pool, socket_path=url))
+    else:
+        _check_reachable(config)
     signals.check()
 
     unknown: queue.Queue[str] = queue.Queue()
@@ -479,7 +496,7 @@ def _run_monitor(
             f"actorpool: following logs on {config.pool.socket_path}{shown}{where}; Ctrl-C to stop"
         )
     )
-    if use_sandbox:
+    if args.sandbox:
         printer.tell(Names(start_demo(pool)))
     _monitor_loop(pool, printer, unknown, signals, args, broken)
 
@@ -570,6 +587,32 @@ def _stop_quietly(ref: pykka.ActorRef[Any]) -> None:
         ref.stop(timeout=_STOP_TIMEOUT)
 
 
+# --------------------------------------------------------------------------- sandbox
+
+
+def _cmd_sandbox(args: argparse.Namespace) -> int:
+    output = Output(prefix=False, timestamps=False)
+    with _Signals() as signals:
+        cleanup = contextlib.ExitStack()
+        try:
+            url = start_sandbox(output, cleanup)
+            signals.check()
+            names = start_demo_containers(url)
+            # The one line on stdout, so `eval "$(actorpool sandbox ...)"`-style use works.
+            print(f"export DOCKER_HOST={url}", flush=True)
+            output.status(
+                f"actorpool: demo containers running: {', '.join(names)}. In another shell, "
+                "run the export line above, then e.g. `actorpool monitor` or "
+                "`python examples/list_containers.py`. Ctrl-C stops and removes the daemon."
+            )
+            signals.sleep(math.inf if args.duration is None else args.duration)
+        except _Stopped:
+            pass
+        finally:
+            cleanup.close()
+        return signals.exit_code
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -580,6 +623,7 @@ def build_parser() -> argparse.ArgumentParser:
             ps=_cmd_ps,
             logs=_cmd_logs,
             monitor=_cmd_monitor,
+            sandbox=_cmd_sandbox,
             health=_cmd_health,
             config=_cmd_config_help,
             config_check=_cmd_config_check,

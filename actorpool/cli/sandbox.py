@@ -1,7 +1,8 @@
-"""``--sandbox``: a private dockerd with demo containers, for trying actorpool out.
+"""``actorpool sandbox`` and ``monitor --sandbox``: a private dockerd with demo containers.
 
-The one module outside :mod:`actorpool.testing` that imports it, and only
-inside these functions, when the user asked for a sandbox.
+For trying actorpool out on a machine without Docker. The one module outside
+:mod:`actorpool.testing` that imports it, and only inside these functions,
+when the user asked for a sandbox.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ import functools
 import time
 from typing import Any
 
+from docker import APIClient
+
 import actorpool
 from actorpool.cli.args import EXIT_UNREACHABLE, CliError
 from actorpool.cli.printer import Output
 from actorpool.messages import Execute
 
-__all__ = ["cleanup_sandbox", "start_demo", "start_sandbox"]
+__all__ = ["cleanup_sandbox", "start_demo", "start_demo_containers", "start_sandbox"]
 
 
 def start_sandbox(output: Output, cleanup: contextlib.ExitStack) -> str:
@@ -66,3 +69,16 @@ def start_demo(pool: actorpool.Pool) -> dict[str, str]:
         for demo in DEMO_CONTAINERS
     ]
     return {future.get(): demo.name for future, demo in zip(futures, DEMO_CONTAINERS, strict=True)}
+
+
+def start_demo_containers(url: str) -> list[str]:
+    """Start the demo containers on the sandbox at ``url`` directly (no pool); their names."""
+    from actorpool.testing.demo import DEMO_CONTAINERS, start_demo
+    from actorpool.testing.sandbox import API_VERSION
+
+    client = APIClient(base_url=url, version=API_VERSION, timeout=60)
+    try:
+        start_demo(client)
+    finally:
+        client.close()
+    return [demo.name for demo in DEMO_CONTAINERS]

@@ -14,7 +14,7 @@ def parser() -> argparse.ArgumentParser:
     def run(args: argparse.Namespace) -> int:
         return EXIT_OK
 
-    return build_parser(Handlers(run, run, run, run, run, run))
+    return build_parser(Handlers(run, run, run, run, run, run, run))
 
 
 # The forms every duration accepts, whether it is an option in the file or a flag.

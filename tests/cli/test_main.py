@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import os
 import pty
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -18,6 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
+from actorpool.cli.main import _monitor_metrics
+from actorpool.config import DEFAULT_MONITOR_LISTEN, Config
 from actorpool.testing.faultproxy import FaultProxy
 from actorpool.testing.sandbox import Sandbox
 
@@ -287,7 +292,7 @@ def test_monitor_follows_containers_started_before_and_after_it(
     before, after = unique("before"), unique("after")
     make_container(ticker_cmd("tick-before"), name=before, labels={"t": label})
     monitor = CliProcess(
-        "monitor", "--no-sandbox", "--duration", "4", "--summary-interval", "1",
+        "monitor", "--duration", "4", "--summary-interval", "1",
         "--filter", f"label=t={label}", "--metrics", "127.0.0.1:0",
         host=sandbox.url,
     )  # fmt: skip
@@ -318,7 +323,7 @@ def test_monitor_stops_within_two_seconds_on_a_signal(
     name = unique("ticker")
     make_container(ticker_cmd("tick", delay=0.05), name=name, labels={"t": label})
     monitor = CliProcess(
-        "monitor", "--no-sandbox", "--filter", f"label=t={label}", "--metrics", "127.0.0.1:0",
+        "monitor", "--filter", f"label=t={label}", "--metrics", "127.0.0.1:0",
         host=sandbox.url,
     )  # fmt: skip
     cli_processes.append(monitor)
@@ -372,13 +377,68 @@ def test_monitor_starts_a_private_sandbox_with_demo_containers_and_removes_it(
     assert not Path(root).exists()
 
 
-def test_monitor_does_not_start_a_sandbox_for_an_explicit_unreachable_host(
-    tmp_path: Path,
+def test_monitor_never_starts_a_daemon_unless_asked() -> None:
+    # No daemon at the default address, as at boot or while Docker restarts: a monitor
+    # must wait for the real one, not start a root dockerd of its own beside it.
+    result = run_cli("monitor", "--duration", "1", host=None)
+    assert "sandbox" not in result.stderr
+    if not Path("/var/run/docker.sock").exists():  # this machine and CI: no system daemon
+        assert result.returncode == 3
+        line = assert_one_line_error(result.stderr)
+        assert "cannot reach Docker at unix:///var/run/docker.sock: no such socket" in line
+
+
+def test_sandbox_command_prints_docker_host_and_removes_everything_on_sigterm(
+    cli_processes: list[CliProcess],
 ) -> None:
-    result = run_cli("monitor", "--duration", "1", host=f"unix://{tmp_path}/no.sock")
-    assert result.returncode == 3
+    sandbox_cli = CliProcess("sandbox", host=None)
+    cli_processes.append(sandbox_cli)
+    export = sandbox_cli.wait_for(sandbox_cli.out, r"^export DOCKER_HOST=unix://", timeout=60)
+    url = export.removeprefix("export DOCKER_HOST=")
+    root = url.removeprefix("unix://").removesuffix("/docker.sock")
+    ps = run_cli("ps", host=url)
+    assert ps.returncode == 0, ps.stderr
+    assert {"demo-web", "demo-worker", "demo-batch"} <= set(re.findall(r"demo-\w+", ps.stdout))
+    assert sandbox_cli.out == [export]  # stdout is the one line to paste
+    sandbox_cli.proc.send_signal(signal.SIGTERM)
+    assert sandbox_cli.finish(timeout=30) == 0, "\n".join(sandbox_cli.err)
+    err = "\n".join(sandbox_cli.err)
+    assert "sandbox daemon stopped and removed" in err
+    assert "Traceback" not in err
+    assert _dockerd_processes_under(root) == []
+    assert not Path(root).exists()
+
+
+def test_monitor_serves_metrics_by_default_on_its_own_port(sandbox: Sandbox) -> None:
+    # Hold the default port (or find it held): the monitor must try exactly that port and
+    # say which setting moves it. Binding it for real would race other monitors here.
+    host, _, port = DEFAULT_MONITOR_LISTEN.rpartition(":")
+    assert int(port) not in range(9100, 10000)  # Prometheus' exporter ports, 9323 dockerd's
+    with socket.socket() as holder:
+        with contextlib.suppress(OSError):
+            holder.bind((host, int(port)))
+            holder.listen()
+        result = run_cli("monitor", "--duration", "1", host=sandbox.url)
+    assert result.returncode == 4, result.stderr
     line = assert_one_line_error(result.stderr)
-    assert f"cannot reach Docker at unix://{tmp_path}/no.sock: no such socket" in line
+    assert line == (
+        f"actorpool: cannot serve metrics on {DEFAULT_MONITOR_LISTEN}: address in use — "
+        "choose another with --metrics HOST:PORT (or docker.monitoring.listen)"
+    )
+
+
+def test_monitor_metrics_come_from_the_flag_the_file_or_the_default() -> None:
+    def listen(metrics: str | None, **monitoring: Any) -> str | None:
+        args = argparse.Namespace(metrics=metrics)
+        config = Config.from_mapping({"docker": {"monitoring": monitoring}}, environ={})
+        return _monitor_metrics(args, config).monitoring.listen
+
+    assert listen(None) == DEFAULT_MONITOR_LISTEN
+    assert listen(None, listen="127.0.0.1:7777") == "127.0.0.1:7777"
+    assert listen("[::1]:0", listen="127.0.0.1:7777") == "[::1]:0"
+    config = Config.from_mapping({"docker": {"monitoring": {"enabled": False}}}, environ={})
+    assert not _monitor_metrics(argparse.Namespace(metrics=None), config).monitoring.serves
+    assert _monitor_metrics(argparse.Namespace(metrics="127.0.0.1:0"), config).monitoring.serves
 
 
 # --------------------------------------------------------------------------- health
