@@ -7,8 +7,9 @@ streams (:mod:`actorpool.logs.stream`), event streams
 It carries the counters behind ``StreamStats``
 (:class:`StreamCounters`), the few worker threads that run the short
 blocking Docker calls actors must not make (:class:`BlockingCalls`), and the
-shared reconnect rate limit. :class:`FailureStreak` is the one reconnect
-policy of every reader thread: jittered exponential backoff, and
+shared reconnect rate limit, and the read loop (one thread reading every
+follow stream, :mod:`actorpool.transport.readloop`). :class:`FailureStreak` is the one reconnect
+policy of every reader: jittered exponential backoff, and
 :class:`GiveUp` after ``streams.give_up_after`` seconds without the daemon.
 """
 
@@ -38,6 +39,7 @@ from actorpool.errors import (
 from actorpool.observe.metrics import PoolMetrics
 from actorpool.transport.classify import RETRYABLE_STATUS, classify
 from actorpool.transport.client import close_quietly, make_client
+from actorpool.transport.readloop import ReadLoop
 
 if TYPE_CHECKING:
     from docker import APIClient
@@ -163,6 +165,8 @@ class StreamContext:
     counters: StreamCounters
     calls: BlockingCalls
     reconnects: SharedBucket | None = None
+    #: The one thread that reads every follow stream (None: each follower reads on a thread).
+    reads: ReadLoop | None = None
 
     def count_reconnect(self) -> None:
         """Count a stream reopened after a cut (counters and metrics)."""

@@ -1,4 +1,4 @@
-"""The messages of a log stream: manager <-> stream, and reader threads -> stream.
+"""The messages of a log stream: manager <-> stream, and readers -> stream.
 
 A :class:`~actorpool.logs.stream.LogStream` talks to two kinds of party. The
 stream manager (:mod:`actorpool.streams.manager`) hands it subscribers
@@ -6,7 +6,7 @@ stream manager (:mod:`actorpool.streams.manager`) hands it subscribers
 subscriptions ended (:class:`SubscriptionsClosed`), which arrived too late
 (:class:`Reroute`) and, from a crashed stream, which to restart
 (:class:`StreamFailed`); a subscription's owner (FollowContainers) hears
-:class:`SubscriptionEnded`. Its reader threads (:mod:`actorpool.logs.readers`)
+:class:`SubscriptionEnded`. Its readers (:mod:`actorpool.logs.readers`)
 wake it when lines wait in the feed (:data:`FLUSH`) and report their ends
 (:class:`ReaderDone`, :class:`WindowDone`, :class:`HistoryLines`,
 :class:`HistoryDone`); those are internal to the log stream, not part of
@@ -131,7 +131,7 @@ class SubscriptionEnded:
     cursors: Mapping[str, Cursor]
 
 
-# --- reader threads -> stream (internal) ---------------------------------------------------
+# --- readers -> stream (internal) ---------------------------------------------------------
 
 
 class Flush:
@@ -143,7 +143,7 @@ FLUSH: Final = Flush()
 
 @attrs.frozen
 class ReaderDone:
-    """Reader -> actor: a reader thread ended, and why."""
+    """Reader -> actor: a reader ended, and why."""
 
     name: str
     reason: str  # exited | removed | completed | error | stopped

@@ -1,11 +1,24 @@
-"""The reader threads of a log stream, and the feed between them and the actor.
+"""The readers of a log stream, and the feed between them and the actor.
 
-The blocking reads of a :class:`~actorpool.logs.stream.LogStream` never happen
-on its mailbox thread: reader threads, each on a dedicated connection
+The reads of a :class:`~actorpool.logs.stream.LogStream` never happen on its
+mailbox thread: readers, each on a dedicated connection
 (:func:`actorpool.transport.client.make_client`, never a request-pool slot), parse the
 daemon's frames into lines and hand them over through a small shared buffer
 (:class:`Feed`); the actor batches them into chunks and keeps answering
 meanwhile. Readers tell the actor only through :mod:`actorpool.logs.protocol`.
+
+Threads
+-------
+A reader runs on a short-lived thread of its own only while it has blocking
+work: opening a stream, a non-follow read, an inspect, a backoff. A
+:class:`Follower`'s follow stream, which lasts as long as the container
+runs, is read by the pool's one read loop
+(:class:`~actorpool.transport.readloop.ReadLoop`, reached through
+:attr:`StreamContext.reads <actorpool.logs.context.StreamContext.reads>`):
+so a followed container costs no thread but its actor's. The loop never
+blocks on the feed: :meth:`Feed.offer` takes a read's lines and says when
+the feed is full (or paused by the actor), and the loop stops reading that
+socket until the feed calls it back.
 
 Readers and why there are several
 ---------------------------------
@@ -48,7 +61,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import pykka
@@ -74,7 +87,8 @@ from actorpool.messages import InspectContainer, LogLine
 from actorpool.transport.client import close_quietly, make_client
 from actorpool.transport.decoder import LogDecoder
 from actorpool.transport.frames import format_since
-from actorpool.transport.logread import open_logs
+from actorpool.transport.logread import RawLogStream, open_logs
+from actorpool.transport.readloop import Watch
 
 if TYPE_CHECKING:
     from docker import APIClient
@@ -113,8 +127,10 @@ class Feed:
 
     Pushing wakes the actor with a ``Flush`` at once when a batch is full,
     otherwise after ``batch_max_delay`` (one timer per batch), so many reads
-    of a few lines cost one message. A push waits while the feed holds
-    ``cap`` lines or the actor paused it (backpressure).
+    of a few lines cost one message. The feed holds about ``cap`` lines: a
+    blocking reader's :meth:`push` waits while it is full or the actor paused
+    it (backpressure); the read loop's :meth:`offer` never waits but says
+    "no more" and is called back when there is room again.
     """
 
     def __init__(self, actor: pykka.ActorRef[Any], scheduler: Scheduler, config: Config) -> None:
@@ -129,33 +145,58 @@ class Feed:
         self._closed = False
         self._kicked = False
         self._armed = False
+        self._waiting: list[Callable[[], None]] = []  # offers told "no more", to call back
 
     def push(self, lines: list[LogLine], stop: threading.Event) -> None:
         """Add lines (blocks while full or paused); raises _Stopped when told to stop."""
         with self.cond:
-            while (
-                self._paused or (self._lines and len(self._lines) + len(lines) > self._cap)
-            ) and not self._closed:
+            while self._full(len(lines)) and not self._closed:
                 if stop.is_set():
                     raise _Stopped
                 self.cond.wait(_SLICE)
             if self._closed or stop.is_set():
                 raise _Stopped
             self._lines.extend(lines)
-            kick = arm = False
-            if len(self._lines) >= self._batch or self._delay <= 0:
-                if not self._kicked:
-                    self._kicked = kick = True
-            elif not self._armed:
-                self._armed = arm = True
+            kick, arm = self._wake()
+        self._kick(kick, arm)
+
+    def offer(self, lines: list[LogLine], resume: Callable[[], None]) -> bool:
+        """Add lines without waiting; ``False``: full or paused, ``resume()`` comes with room.
+
+        The lines are taken either way (at most one read past the limit).
+        """
+        with self.cond:
+            if self._closed:
+                return True
+            self._lines.extend(lines)
+            kick, arm = self._wake()
+            room = not self._full(0)
+            if not room:
+                self._waiting.append(resume)
+        self._kick(kick, arm)
+        return room
+
+    def _full(self, adding: int) -> bool:
+        # Under the lock. A push into an empty feed always fits (a read's lines go in whole).
+        return self._paused or bool(self._lines and len(self._lines) + adding > self._cap)
+
+    def _wake(self) -> tuple[bool, bool]:
+        # Under the lock: wake the actor now (a full batch) or arm the batch timer.
+        if len(self._lines) >= self._batch or self._delay <= 0:
+            if not self._kicked:
+                self._kicked = True
+                return True, False
+        elif not self._armed:
+            self._armed = True
+            return False, True
+        return False, False
+
+    def _kick(self, kick: bool, arm: bool) -> None:
         if kick:
-            self._tell()
+            with contextlib.suppress(pykka.ActorDeadError):
+                self._actor.tell(FLUSH)
         elif arm:
             self._scheduler.tell_later(self._delay, self._actor, FLUSH)
-
-    def _tell(self) -> None:
-        with contextlib.suppress(pykka.ActorDeadError):
-            self._actor.tell(FLUSH)
 
     def take(self) -> list[LogLine]:
         """Everything pushed so far (the actor's side)."""
@@ -164,6 +205,9 @@ class Feed:
             self._kicked = False
             self._armed = False
             self.cond.notify_all()
+            waiting = self._release()
+        for resume in waiting:
+            resume()
         return lines
 
     def set_paused(self, paused: bool) -> None:
@@ -172,10 +216,21 @@ class Feed:
         with self.cond:
             self._paused = paused
             self.cond.notify_all()
+            waiting = self._release()
+        for resume in waiting:
+            resume()
+
+    def _release(self) -> list[Callable[[], None]]:
+        # Under the lock: the offers to call back, if there is room now.
+        if not self._waiting or self._full(0):
+            return []
+        waiting, self._waiting = self._waiting, []
+        return waiting
 
     def close(self) -> None:
         with self.cond:
             self._closed = True
+            self._waiting.clear()
             self.cond.notify_all()
 
 
@@ -220,12 +275,32 @@ class _Skipper:
             self.gap = True
 
 
-class Reader(threading.Thread):
-    """Base of the threads that read from the daemon for one LogStream.
+class _Body:
+    """One response being read: its stream, decoder, skipper, and the cut lines counted so far."""
+
+    __slots__ = ("decoder", "resumed", "seen", "skip", "stream")
+
+    def __init__(
+        self, stream: RawLogStream, max_line_size: int, skip: _Skipper | None, resumed: bool
+    ) -> None:
+        self.stream = stream
+        self.decoder = stream.decoder(max_line_size=max_line_size)
+        self.skip = skip
+        self.resumed = resumed
+        self.seen = 0
+
+
+class Reader:
+    """Base of what reads from the daemon for one LogStream.
 
     Owns a dedicated client, the current raw stream (so :meth:`stop` can shut
     its socket from another thread) and the cursors of the sources it reads.
-    Lines go to the feed; the end goes to the actor as ``ReaderDone``.
+    Lines go to the feed; the end goes to the actor as ``ReaderDone``. It
+    runs on a thread of its own while it has blocking work (a non-follow
+    read, an inspect, a backoff); a :class:`Follower` hands its follow stream
+    to the pool's :class:`~actorpool.transport.readloop.ReadLoop` and has no
+    thread while it follows. :meth:`is_alive` and :meth:`join` are about the
+    reader, not any one thread.
     """
 
     def __init__(
@@ -239,8 +314,8 @@ class Reader(threading.Thread):
         tty: bool,
         cursors: Mapping[str, Cursor] | None = None,
     ) -> None:
-        super().__init__(name=f"actorpool-logs-{container_id[:12]}-{name}", daemon=True)
         self.key = name
+        self.name = f"actorpool-logs-{container_id[:12]}-{name}"
         self._ctx = ctx
         self._feed = feed
         self._actor = actor
@@ -248,13 +323,26 @@ class Reader(threading.Thread):
         self._tty = tty
         self.cursors: dict[str, Cursor] = dict(cursors or {})
         self._stop_event = threading.Event()
+        self._done = threading.Event()
         self._lock = threading.Lock()
-        self._stream: Any = None
+        self._stream: RawLogStream | None = None
         self._client: APIClient | None = None
         self._last: LogDecoder | None = None  # the last read's decoder (holds an unfinished line)
         self._opened = False  # the last _read got the daemon's answer
 
     # -- control (any thread) --
+
+    def start(self) -> None:
+        """Start reading (on a thread of its own)."""
+        self._spawn()
+
+    def is_alive(self) -> bool:
+        """Started and not finished (``ReaderDone`` not sent yet)."""
+        return not self._done.is_set()
+
+    def join(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for the reader to finish."""
+        self._done.wait(timeout)
 
     def stop(self) -> None:
         """Stop soon: shut the current stream's socket and wake any wait."""
@@ -269,12 +357,19 @@ class Reader(threading.Thread):
         with self._feed.cond:
             self._feed.cond.notify_all()
 
-    # -- thread body --
+    # -- the work --
 
-    def run(self) -> None:
+    def _spawn(self) -> None:
+        threading.Thread(target=self._phase, name=self.name, daemon=True).start()
+
+    def _phase(self) -> None:
+        """Run :meth:`_run` on this thread until it ends, or hands over to the read loop."""
         reason, error = "stopped", None
         try:
-            reason = self._run()
+            outcome = self._run()
+            if outcome is None:
+                return  # following on the read loop; nothing here may touch the reader now
+            reason = outcome
         except _Stopped:
             reason = "stopped"
         except GiveUp as exc:
@@ -283,12 +378,16 @@ class Reader(threading.Thread):
             if not self._stop_event.is_set():
                 logger.warning("log reader for %s failed: %s", self._cid[:12], exc, exc_info=True)
                 reason, error = "error", f"container {self._cid[:12]}: {exc}"
-        finally:
-            self._drop_client()
+        self._finish(reason, error)
+
+    def _finish(self, reason: str, error: str | None) -> None:
+        self._drop_client()
         with contextlib.suppress(pykka.ActorDeadError):
             self._actor.tell(ReaderDone(self.key, reason, error))
+        self._done.set()
 
-    def _run(self) -> str:
+    def _run(self) -> str | None:
+        """The reader's work: its end reason, or None when the read loop took over."""
         raise NotImplementedError
 
     # -- helpers --
@@ -316,8 +415,15 @@ class Reader(threading.Thread):
         tail: int | Literal["all"],
         skip: _Skipper | None = None,
         resumed: bool = False,
-    ) -> LogDecoder:
-        """One request: open, decode, deliver until the daemon ends it; return its decoder."""
+        detach: bool = False,
+    ) -> bool:
+        """One request: open, decode, deliver until the daemon ends it.
+
+        With ``detach`` the body goes to the read loop when it can
+        (:meth:`_detach`); then this returns True at once and the calling
+        thread must leave the reader alone. Otherwise it returns False once
+        the body was read to its end.
+        """
         client = self._get_client()
         stream = open_logs(
             client,
@@ -337,31 +443,45 @@ class Reader(threading.Thread):
                 raise _Stopped
             self._stream = stream
         self._opened = True
-        decoder = stream.decoder(max_line_size=self._ctx.config.streams.max_line_size)
+        body = _Body(stream, self._ctx.config.streams.max_line_size, skip, resumed)
+        if detach and self._detach(body):
+            return True
         try:
-            seen = 0
-            for lines in stream.batches(decoder):
-                if lines:
-                    if skip is not None and not skip.done:
-                        lines = skip.filter(lines)
-                    if lines:
-                        if decoder.truncated != seen:
-                            # Counted as delivered, not as decoded: a resume re-reads lines.
-                            seen = decoder.truncated
-                            self._count_truncated(sum(1 for line in lines if line.truncated))
-                        self._deliver(lines, resumed=resumed)
+            for lines in stream.batches(body.decoder):
+                kept = self._accept(body, lines)
+                if kept:
+                    self._deliver(kept, resumed=resumed)
         finally:
             with self._lock:
                 self._stream = None
             stream.close()
+        self._body_ended(body)
+        return False
+
+    def _detach(self, body: _Body) -> bool:
+        """Hand ``body`` to the read loop; False when it must be read here (only Follower can)."""
+        return False
+
+    def _accept(self, body: _Body, lines: list[LogLine]) -> list[LogLine]:
+        """The lines of one read to deliver: after the resume cursor; cut lines counted."""
+        if body.skip is not None and not body.skip.done:
+            lines = body.skip.filter(lines)
+        if lines and body.decoder.truncated != body.seen:
+            # Counted as delivered, not as decoded: a resume re-reads lines.
+            body.seen = body.decoder.truncated
+            self._count_truncated(sum(1 for line in lines if line.truncated))
+        return lines
+
+    def _body_ended(self, body: _Body) -> None:
+        """A body was read to its end: raise unless the daemon really ended it."""
         self._check_stop()
+        stream = body.stream
         if stream.end_reason != "complete":
             # Cut (daemon gone, reset, read timeout) or closed under us: not an end of the log.
             raise stream.error or StreamError(
                 f"the log stream of {self._cid[:12]} ended before its end ({stream.end_reason})"
             )
-        self._last = decoder
-        return decoder
+        self._last = body.decoder
 
     def _count_truncated(self, n: int) -> None:
         if not n:
@@ -544,6 +664,13 @@ class Follower(Reader):
     against the cursor), ``settle`` (the stream ended: inspect),
     ``catch_up`` (non-follow reads up to now after a cut) and ``exited``
     (read the rest, give a restart :data:`RESTART_GRACE`, end).
+
+    Only ``follow`` lasts: once its stream is open, the follower hands it to
+    the pool's read loop (:class:`~actorpool.transport.readloop.ReadLoop`)
+    and its thread ends; the loop decodes the stream and calls :meth:`lines`
+    (cursor, feed) and, at its end, :meth:`ended`, which starts a new thread
+    to go on with the state machine from ``follow``'s outcome. The follower
+    is on exactly one thread or in the loop at any time, never both.
     """
 
     def __init__(
@@ -570,21 +697,30 @@ class Follower(Reader):
         )
         self._source: Source = source
         self._start = start
-        self._resume = resume
+        self._state = "settle" if resume else "follow"
+        self._streak = FailureStreak(ctx.config)
+        self._idle = FailureStreak(ctx.config)
+        self._began = 0.0  # when the current follow stream was asked for
+        self._before: Cursor | None = None  # the cursor then
+        self._opened_at = 0  # the same, in ns since the epoch
+        self._body: _Body | None = None  # the follow body the read loop has
+        self._error: BaseException | None = None  # what ended it, from the loop
 
-    def _run(self) -> str:
-        streak = FailureStreak(self._ctx.config)
-        idle = FailureStreak(self._ctx.config)
-        state = "settle" if self._resume else "follow"
+    def _run(self) -> str | None:
         while True:
             self._check_stop()
+            state = self._state
             if state == "follow":
-                began = time.monotonic()
-                before = self.cursors.get(self._source)
                 try:
-                    self._follow()
+                    if self._body is None:
+                        self._began = time.monotonic()
+                        self._before = self.cursors.get(self._source)
+                        if self._follow():
+                            return None  # the read loop has it; ended() brings us back
+                    else:
+                        self._follow_ended()
                 except _Gap:
-                    state = "catch_up"
+                    self._state = "catch_up"
                     continue
                 except (_Stopped, GiveUp):
                     raise
@@ -594,70 +730,128 @@ class Follower(Reader):
                         return "removed"
                     if not transient(error):
                         raise error from exc
-                if self.cursors.get(self._source) == before and time.monotonic() - began < 1.0:
+                quick = time.monotonic() - self._began < 1.0
+                if self.cursors.get(self._source) == self._before and quick:
                     # Ended at once with nothing new (restarting, or flapping): slow down.
-                    self._wait(idle.failed(StreamError("the log stream ended at once")) / 2)
+                    self._wait(self._idle.failed(StreamError("the log stream ended at once")) / 2)
                 else:
-                    idle.reset()
-                state = "settle"
+                    self._idle.reset()
+                self._state = "settle"
             elif state == "settle":
-                verdict = self._inspect(streak)
+                verdict = self._inspect(self._streak)
                 if verdict == "removed":
                     return "removed"
                 if verdict == "exited":
-                    state = "exited"
+                    self._state = "exited"
                 else:
                     self._ctx.count_reconnect()
                     self._wait(self._ctx.reconnect_wait())
-                    state = "catch_up"
+                    self._state = "catch_up"
             elif state == "catch_up":
                 outcome = self._catch_up_or_settle()
                 if outcome == "removed":
                     return "removed"
-                state = "follow" if outcome == "ok" else "settle"
+                self._state = "follow" if outcome == "ok" else "settle"
             else:  # exited: what is left after the cursor, then a chance to restart
                 outcome = self._catch_up_or_settle()
                 if outcome == "removed":
                     return "removed"
                 if outcome == "settle":
-                    state = "settle"
+                    self._state = "settle"
                     continue
                 if self._restarted():
                     self._last = None
-                    state = "follow"
+                    self._state = "follow"
                     continue
                 self._flush_last()
                 return "exited"
 
-    def _follow(self) -> None:
+    def _follow(self) -> bool:
+        """Open the follow stream: True when the read loop took it, else it was read here."""
         stdout = self._source == "stdout" or self._tty
         stderr = self._source == "stderr" or self._tty
         cursor = self.cursors.get(self._source)
         if cursor is not None:
-            self._read(
+            return self._read(
                 stdout=stdout,
                 stderr=stderr,
                 follow=True,
                 since=format_since(cursor[0]),
                 tail=self._ctx.config.streams.resume_tail,
                 skip=_Skipper(cursor),
+                detach=True,
             )
-            return
         since, tail = self._start
-        opened = time.time_ns()
+        self._opened_at = time.time_ns()
         self._opened = False
+        detached = False
         try:
-            self._read(stdout=stdout, stderr=stderr, follow=True, since=since, tail=tail)
+            detached = self._read(
+                stdout=stdout, stderr=stderr, follow=True, since=since, tail=tail, detach=True
+            )
         finally:
-            if (
-                self._opened
-                and self.cursors.get(self._source) is None
-                and not (since is None and tail == "all")
-            ):
-                # Nothing delivered yet: a reconnect starts where this stream started (never
-                # later), reading a bounded tail.
-                start = since if since is not None else format_since(opened)
-                self._start = (start, self._ctx.config.streams.resume_tail)
+            if not detached:
+                self._fix_start()
+        return detached
+
+    def _fix_start(self) -> None:
+        since, tail = self._start
+        if (
+            self._opened
+            and self.cursors.get(self._source) is None
+            and not (since is None and tail == "all")
+        ):
+            # Nothing delivered yet: a reconnect starts where this stream started (never
+            # later), reading a bounded tail.
+            start = since if since is not None else format_since(self._opened_at)
+            self._start = (start, self._ctx.config.streams.resume_tail)
+
+    def _follow_ended(self) -> None:
+        """The read loop ended the follow stream: raise as a read here would have."""
+        body, error = self._body, self._error
+        self._body = self._error = None
+        assert body is not None
+        try:
+            if error is not None:
+                raise error
+            self._body_ended(body)
+        finally:
+            self._fix_start()
+
+    # -- the read loop's side (its thread; never blocks) --
+
+    def _detach(self, body: _Body) -> bool:
+        loop = self._ctx.reads
+        if loop is None:
+            return False
+        self._body = body
+        if loop.add(body.stream, body.decoder, self) is None:
+            self._body = None
+            return False
+        return True
+
+    def lines(self, lines: list[LogLine], watch: Watch) -> bool:
+        """The read loop decoded ``lines`` of the follow stream; False: the feed is full."""
+        body = self._body
+        assert body is not None
+        kept = self._accept(body, lines)  # raises _Gap: the loop ends the stream and says so
+        if not kept:
+            return True
+        advance(self.cursors, kept)
+        return self._feed.offer(kept, watch.resume)
+
+    def ended(self, error: BaseException | None) -> None:
+        """The read loop ended the follow stream: go on with the state machine on a thread."""
+        with self._lock:
+            self._stream = None
+        self._error = error
+        body = self._body
+        closed = body is not None and body.stream.end_reason == "closed" and error is None
+        if self._stop_event.is_set() or closed:
+            # Stopped (closed by stop(), or by the loop as the pool stops): nothing blocks.
+            self._finish("stopped", None)
+            return
+        self._spawn()
 
     def _catch_up_or_settle(self) -> str:
         """Catch up: "ok", "settle" (the daemon could not be reached) or "removed"."""
@@ -709,8 +903,19 @@ class HistoryReader(Reader):
         self._credit = credit
         self._batch: list[LogLine] = []
 
-    def run(self) -> None:
-        error: str | None = None
+    def _phase(self) -> None:
+        try:
+            error = self._history()
+        except _Stopped:
+            return
+        finally:
+            self._drop_client()
+            self._done.set()
+        with contextlib.suppress(pykka.ActorDeadError):
+            self._actor.tell(HistoryDone(self._sub.id, dict(self.cursors), error))
+
+    def _history(self) -> str | None:
+        """Read and send the history; the error that ended it, if any."""
         try:
             self._read(
                 stdout="stdout" in self._sources or self._tty,
@@ -721,13 +926,10 @@ class HistoryReader(Reader):
             )
             self._send()
         except _Stopped:
-            return
+            raise
         except Exception as exc:
-            error = str(self._ctx.error(exc, "container_logs"))
-        finally:
-            self._drop_client()
-        with contextlib.suppress(pykka.ActorDeadError):
-            self._actor.tell(HistoryDone(self._sub.id, dict(self.cursors), error))
+            return str(self._ctx.error(exc, "container_logs"))
+        return None
 
     def _deliver(self, lines: list[LogLine], *, resumed: bool = False) -> None:
         advance(self.cursors, lines)

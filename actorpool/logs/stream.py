@@ -2,8 +2,9 @@
 
 Each followed container has exactly one :class:`LogStream` actor, shared by
 all of its subscribers (three subscribers, one set of daemon streams). The
-blocking reads never happen on the actor's mailbox thread: reader threads
-(:mod:`actorpool.logs.readers`), each on a dedicated connection, parse the
+reads never happen on the actor's mailbox thread: readers
+(:mod:`actorpool.logs.readers`; their follow streams are read by the pool's
+one read-loop thread), each on a dedicated connection, parse the
 daemon's frames into lines and hand them over through a small shared buffer;
 the actor batches them into :class:`~actorpool.messages.LogChunk` messages
 and keeps answering meanwhile. A followed non-TTY container has one follow
@@ -93,7 +94,7 @@ logger = logging.getLogger(__name__)
 
 _DRAIN_INTERVAL: Final = 0.01  # how often full outboxes are retried
 _NEW_SOURCE_MARGIN: Final = 1_000_000_000  # 1 s in ns; see WindowDone handling
-_JOIN_TIMEOUT: Final = 2.0  # seconds on_stop waits for each reader thread
+_JOIN_TIMEOUT: Final = 2.0  # seconds on_stop waits for its readers (together)
 _LAST: Final = 1 << 62  # a count above any real one
 _DATA: Final = operator.attrgetter("data")
 

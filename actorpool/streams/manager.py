@@ -24,7 +24,9 @@ Log and event streams together are capped by
 connections (stdout and stderr are followed separately, see
 :mod:`actorpool.logs.readers`), an event stream one. Blocking Docker calls
 (inspect, list, ping) run on a few worker threads
-(:class:`~actorpool.logs.context.BlockingCalls`), never on an actor thread.
+(:class:`~actorpool.logs.context.BlockingCalls`), never on an actor thread;
+every follow stream of every log stream is read by the manager's one
+:class:`~actorpool.transport.readloop.ReadLoop` thread.
 
 Supervision: Pykka restarts nothing, so the manager does. A stream actor
 that fails hands its subscriptions back from its ``on_failure``
@@ -110,6 +112,7 @@ from actorpool.messages import (
 )
 from actorpool.observe.metrics import PoolMetrics
 from actorpool.pool.protocol import FillPoolStatus
+from actorpool.transport.readloop import ReadLoop
 
 if TYPE_CHECKING:
     from docker import APIClient
@@ -156,7 +159,7 @@ class StreamManager(Actor):
 
     Start with :meth:`start(config, scheduler, metrics) <pykka.Actor.start>`;
     ``stop()`` stops every stream actor, closes every socket, joins every
-    reader thread (with timeouts) and sends subscribers
+    reader (with timeouts), stops the read loop and sends subscribers
     ``LogStreamEnded(reason="pool stopped")``.
     """
 
@@ -176,6 +179,7 @@ class StreamManager(Actor):
                 if config.rate_limit.enabled
                 else None
             ),
+            reads=ReadLoop(buffer_size=config.performance.buffer_size),
         )
         self._logs: dict[str, _StreamEntry] = {}
         self._events: dict[str, _StreamEntry] = {}
@@ -217,6 +221,8 @@ class StreamManager(Actor):
         self._events.clear()
         self._subs.clear()
         self._ctx.calls.shutdown()
+        if self._ctx.reads is not None:
+            self._ctx.reads.close()
 
     # -- messages --
 

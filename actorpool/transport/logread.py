@@ -41,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import decimal
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -66,6 +67,7 @@ __all__ = [
     "EndReason",
     "LineReader",
     "RawLogStream",
+    "body_cut",
     "iter_lines",
     "open_logs",
     "read_logs",
@@ -98,6 +100,7 @@ def _never() -> bool:
 _RAW_STREAM: Final = "application/vnd.docker.raw-stream"
 _MULTIPLEXED: Final = "application/vnd.docker.multiplexed-stream"
 _NS: Final = decimal.Decimal(1_000_000_000)
+_DETACH_READ: Final = 1 << 20  # > any buffered reader's buffer (http.client: 8 KiB)
 # What a read on a dying connection raises (urllib3's errors are not OSErrors).
 _READ_ERRORS: Final = (OSError, requests.exceptions.RequestException, urllib3.exceptions.HTTPError)
 
@@ -150,6 +153,7 @@ class RawLogStream:
         self._closed = False
         self._reading = False
         self._released = False
+        self._on_close: Callable[[], None] | None = None  # set while a ReadLoop reads it
 
     def __repr__(self) -> str:
         state = self.end_reason or ("closing" if self._closed else "open")
@@ -181,10 +185,65 @@ class RawLogStream:
                 return
             self._closed = True
             reading = self._reading
+            on_close = self._on_close
         _shutdown(self._sock, self._response)
-        if not reading:
+        if on_close is not None:
+            on_close()  # a paused detached stream has no reader to notice the shutdown
+        elif not reading:
             self._finish("closed", None)
             self._release()
+
+    @property
+    def socket(self) -> socket.socket | None:
+        """The connection's socket (unix, TCP or TLS), or None when it cannot be reached."""
+        return self._sock
+
+    def detach(self, on_close: Callable[[], None]) -> bytes | None:
+        """Hand the body to a non-blocking reader (:class:`~actorpool.transport.readloop.ReadLoop`).
+
+        The socket turns non-blocking and from now on the caller reads it
+        (``socket.recv``) and feeds a :meth:`decoder`; :meth:`close` calls
+        ``on_close`` (from the closing thread) so the reader ends the stream
+        even while it does not watch the socket. Ends with :meth:`end_detached`.
+
+        Returns:
+            The body bytes the connection's buffered reader already holds
+            (read along with the headers; they come before anything
+            ``recv`` returns), or ``None`` when the stream cannot be read this
+            way: not chunked, no plain socket (TLS keeps bytes of its own
+            that a selector does not see; SSH has no socket), or already
+            closed or being read. Then read it with :meth:`batches` as usual.
+        """
+        sock = self._sock
+        if sock is None or isinstance(sock, ssl.SSLSocket) or not self._chunked:
+            return None
+        fp = _chunked_body(self._response)
+        if fp is None:
+            return None
+        with self._lock:
+            if self._reading or self._closed or self.end_reason is not None:
+                return None
+            self._reading = True
+            self._on_close = on_close
+        sock.setblocking(False)
+        try:
+            # Everything buffered at once (read1 returns what the buffer holds when it holds
+            # anything, and the buffer is smaller than this); an empty buffer tries one
+            # non-blocking read of the socket, whose b"" means "nothing yet" or the end --
+            # either way the next recv tells.
+            data: bytes = fp.read1(_DETACH_READ) or b""
+        except _READ_ERRORS:
+            data = b""  # the next recv raises it again
+        self.bytes_read += len(data)
+        return data
+
+    def end_detached(self, reason: EndReason, error: BaseException | None) -> None:
+        """The non-blocking reader is done: record how the body ended, release the response."""
+        self._finish("closed" if self._closed and reason != "complete" else reason, error)
+        with self._lock:
+            self._reading = False
+            self._on_close = None
+        self._release()
 
     @property
     def chunked(self) -> bool:
@@ -261,7 +320,7 @@ class RawLogStream:
                     break
             else:
                 if fp is not None:  # the connection ended before the last chunk
-                    self._finish("closed" if self._closed else "cut", _body_cut(self))
+                    self._finish("closed" if self._closed else "cut", body_cut(self))
         except _READ_ERRORS as exc:
             self._finish("closed" if self._closed else "cut", exc)
         except FrameError as exc:
@@ -309,7 +368,8 @@ class RawLogStream:
             pass
 
 
-def _body_cut(stream: RawLogStream) -> BaseException:
+def body_cut(stream: RawLogStream) -> BaseException:
+    """The error of a chunked body whose connection ended before its last chunk."""
     return requests.exceptions.ChunkedEncodingError(
         f"the daemon's log stream of {stream.container[:12]} ended before its last chunk "
         f"(after {stream.bytes_read} bytes): the daemon went away or cut the connection"
@@ -573,5 +633,5 @@ def read_logs(
         for batch in iter_lines(raw, max_line_size=max_line_size):
             lines.extend(batch)
     if raw.end_reason != "complete":
-        raise raw.error or _body_cut(raw)
+        raise raw.error or body_cut(raw)
     return tuple(lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -29,6 +30,7 @@ from actorpool.messages import (
 )
 from actorpool.testing.faultproxy import FaultProxy
 from actorpool.testing.sandbox import IMAGE
+from actorpool.transport.readloop import ReadLoop
 
 from helpers import numbered_lines_cmd, wait_for_state, wait_until
 from streamkit import StreamHarness, ask
@@ -93,6 +95,46 @@ def test_ten_thousand_interleaved_lines_arrive_exactly_in_order_per_source(
     stamps = [line.timestamp for m in chunks for line in m.lines if line.stream == "stdout"]
     assert stamps == sorted(stamps)
     assert stamps[0] > 1_600_000_000 * 10**9  # nanoseconds since the epoch
+
+
+def test_followed_containers_have_no_reader_threads_of_their_own(
+    streams: StreamHarness, make_container: Callable[..., str]
+) -> None:
+    # Every follow stream (two per container: stdout, stderr) is read by the manager's one
+    # read-loop thread; a followed container costs its stream actor's thread only.
+    manager = streams.manager()
+    script = 'i=1; while true; do echo "out $i"; echo "err $i" >&2; i=$((i+1)); usleep 50000; done'
+    cids = [make_container(["sh", "-c", script]) for _ in range(6)]
+    sub, sink = streams.subscriber()
+    before = {t.name for t in threading.enumerate()}
+    for cid in cids:
+        ask(manager, SubscribeLogs(cid, sub, tail=0))
+
+    def all_flowing() -> bool:
+        seen = {
+            (m.container_id, line.stream)
+            for m in list(sink)
+            if isinstance(m, LogChunk)
+            for line in m.lines
+        }
+        return len(seen) == 2 * len(cids)
+
+    wait_until(all_flowing, 30)
+    # Opening a stream runs on a short-lived thread; once all are open, none is left.
+    wait_until(
+        lambda: not [t for t in threading.enumerate() if t.name.startswith("actorpool-logs-")],
+        10,
+        message="per-stream reader threads ended",
+    )
+    new = [t.name for t in threading.enumerate() if t.name not in before]
+    # The stream actors, the read loop, and the manager's few inspect workers: nothing else.
+    assert sum(name.startswith("LogStream") for name in new) == len(cids)
+    others = [n for n in new if not n.startswith(("LogStream", "actorpool-streams-io"))]
+    assert others == ["actorpool-log-reads"]
+    count = len(list(sink))
+    wait_until(lambda: len(list(sink)) > count, 10)  # still flowing, from the loop
+    stats_ = stats(manager)
+    assert stats_.log_streams == len(cids)
 
 
 def test_a_100_kib_line_arrives_as_one_line_and_longer_lines_are_cut_and_counted(
@@ -385,6 +427,7 @@ def _context(config: Config) -> StreamContext:
         metrics=None,
         counters=StreamCounters(),
         calls=BlockingCalls(config),
+        reads=ReadLoop(buffer_size=config.performance.buffer_size),
     )
 
 
@@ -433,6 +476,8 @@ def test_a_crashed_stream_hands_its_subscribers_to_a_live_manager_or_ends_them(
         with contextlib.suppress(pykka.ActorDeadError):
             stream.stop(timeout=10)
         ctx.calls.shutdown()
+        assert ctx.reads is not None
+        ctx.reads.close()
         ctx.scheduler.stop()
 
 
