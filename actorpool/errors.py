@@ -8,7 +8,7 @@ bound to a client), so they can cross actor boundaries and be pickled.
 
 from __future__ import annotations
 
-from pykka import ActorDeadError
+from pykka import ActorDeadError, Timeout
 
 __all__ = [
     "ActorPoolError",
@@ -111,8 +111,13 @@ class DockerUnavailable(ActorPoolError):
     """The Docker daemon cannot be reached (no socket, refused, reset, unreachable host)."""
 
 
-class RequestTimeout(ActorPoolError, TimeoutError):
-    """The request's deadline passed before the daemon answered."""
+class RequestTimeout(ActorPoolError, Timeout, TimeoutError):
+    """The request's deadline passed before the daemon answered.
+
+    The deadline is the request's ``timeout`` or the ``timeout`` given to
+    ``router.ask``, whichever is shorter. Also a ``pykka.Timeout``, which is what
+    Pykka's ``ask(timeout=...)`` raises, so code written for Pykka still catches it.
+    """
 
 
 class RetriesExhausted(ActorPoolError):

@@ -52,10 +52,16 @@ __all__ = [
 
 @attrs.frozen
 class Submit:
-    """A request and the future its caller already waits on (``RouterRef.ask``'s fast path)."""
+    """A request and the future its caller already waits on (``RouterRef.ask``'s fast path).
+
+    The request's deadline is ``future.deadline``: the smaller of the request's own
+    timeout and the ``timeout`` the caller gave ``ask``, both counted from ``asked``
+    (``time.monotonic()`` when the caller asked).
+    """
 
     request: Request
     future: ReplyFuture
+    asked: float
 
 
 # router -> connection -------------------------------------------------------------------

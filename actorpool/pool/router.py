@@ -118,10 +118,18 @@ class _Pending:
 
 
 class RouterRef(pykka.ActorRef[Any]):
-    """The router's ``ActorRef``: a stopped pool answers with :class:`PoolStopped`.
+    """The router's ``ActorRef``: requests get deadlines, a stopped pool says so.
 
-    Plain Pykka would raise ``ActorDeadError``, which tells a user nothing
-    about what to do (``PoolStopped`` is also an ``ActorDeadError``).
+    ``ask(request, timeout=T)`` makes ``T`` the request's deadline when it is
+    shorter than the request's own ``timeout`` (default ``api.timeout``): at
+    ``T`` the pool drops the request, queued or running, and the caller gets
+    :class:`~actorpool.errors.RequestTimeout`, which is also a ``pykka.Timeout``
+    so code written for Pykka still catches it. (Plain Pykka would raise its
+    ``Timeout`` at ``T`` and leave the request holding a queue place and a
+    connection for a caller who has gone.)
+
+    Plain Pykka would raise ``ActorDeadError`` for a stopped pool, which tells a
+    user nothing about what to do (``PoolStopped`` is also an ``ActorDeadError``).
     """
 
     default_timeout: float = 30.0
@@ -133,12 +141,17 @@ class RouterRef(pykka.ActorRef[Any]):
             # Fast path: the caller waits on the reply future itself (one wake-up, not two);
             # the router is told the request with that future, exactly as if it had made it.
             limit = message.timeout if message.timeout is not None else self.default_timeout
-            future = ReplyFuture(time.monotonic() + limit)
+            if timeout is not None:
+                limit = min(limit, max(0.0, timeout))
+            asked = time.monotonic()
+            future = ReplyFuture(asked + limit)
             try:
-                super().tell(Submit(message, future))
+                super().tell(Submit(message, future, asked))
             except pykka.ActorDeadError:
                 raise PoolStopped(_STOPPED) from None
-            return future.get(timeout=timeout) if block else future
+            # No timeout of its own: the router answers by the deadline (the future gives
+            # up by itself, with RequestTimeout, only if the router died).
+            return future.get() if block else future
         return super().ask(message, block=block, timeout=timeout)
 
     def tell(self, message: Any) -> None:
@@ -220,7 +233,7 @@ class RouterActor(Actor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Submit):
-            self._submit(message.request, message.future)
+            self._submit(message.request, message.future, message.asked)
             return None
         if isinstance(message, Request):
             return self._submit(message)
@@ -272,15 +285,20 @@ class RouterActor(Actor):
 
     # -- requests ------------------------------------------------------------------------------
 
-    def _submit(self, request: Request, future: ReplyFuture | None = None) -> ReplyFuture:
+    def _submit(
+        self, request: Request, future: ReplyFuture | None = None, asked: float | None = None
+    ) -> ReplyFuture:
         now = time.monotonic()
         timeout = request.timeout if request.timeout is not None else self._config.api.timeout
         if future is None:
             future = ReplyFuture(now + timeout)
-        # The deadline counts from the caller's ask (the fast path made the future then).
+        # The deadline counts from the caller's ask (the fast path made the future then), and
+        # may be shorter than the request's timeout (ask's timeout=).
+        received = now if asked is None else asked
         deadline = future.deadline if future.deadline is not None else now + timeout
+        timeout = deadline - received
         left = max(0.0, deadline - now)
-        pending = _Pending(next(self._ids), request, future, deadline - timeout, deadline)
+        pending = _Pending(next(self._ids), request, future, received, deadline)
         error = self._refusal(now)
         if error is None and self._bucket is not None:
             wait = self._bucket.reserve(now, within=left)
@@ -342,11 +360,17 @@ class RouterActor(Actor):
     def _on_deadlines(self) -> None:
         now = time.monotonic()
         heap = self._deadlines
+        dropped = False
         while heap and (heap[0][0] <= now or heap[0][1] not in self._pending):
             _, request_id = heapq.heappop(heap)
             pending = self._pending.get(request_id)
             if pending is not None:
                 self._finish_error(pending, self._deadline_error(pending), pending.last_error)
+                dropped = True
+        if dropped:
+            # Dropped requests give up their queue places now, not when they reach the front.
+            self._queue = collections.deque(p for p in self._queue if not p.future.done)
+            self._publish()
         self._deadline_timer = None
         self._deadline_at = float("inf")
         if heap:

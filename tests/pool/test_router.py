@@ -215,6 +215,73 @@ def test_each_request_keeps_its_own_deadline(make_config: MakeConfig) -> None:
         assert pool.router.ask(Ping()) is True
 
 
+def test_ask_timeout_shortens_the_deadline_and_raises_request_timeout(
+    make_config: MakeConfig,
+) -> None:
+    config = make_config(pool={"initial_pool_size": 2, "min_pool_size": 1})
+    with actorpool.start(config) as pool:
+        start = time.monotonic()
+        with pytest.raises(RequestTimeout, match=r"within its 0\.3s deadline") as caught:
+            pool.router.ask(Execute(lambda _c: time.sleep(3), timeout=30), timeout=0.3)
+        assert time.monotonic() - start < 1.0
+        assert isinstance(caught.value, Timeout)  # what Pykka code catches
+        # A longer ask timeout does not lengthen the request's own deadline.
+        with pytest.raises(Timeout, match=r"within its 0\.3s deadline"):
+            pool.router.ask(Execute(lambda _c: time.sleep(3), timeout=0.3), timeout=5)
+        assert pool.router.ask(Ping(), timeout=5) is True
+
+
+def test_callers_timeouts_drop_their_requests_under_a_frozen_daemon(
+    private_sandbox: Sandbox, make_config: MakeConfig
+) -> None:
+    # 4 connections, 8 callers with timeout=1 against a daemon that accepts and never answers:
+    # 4 requests hang on connections, 4 wait in the queue. Each caller gets the pool's typed
+    # RequestTimeout near 1 s, and the pool lets go of all 8 (queue and connections).
+    size, callers, timeout, grace = 4, 8, 1.0, 0.75
+    config = make_config(
+        private_sandbox,
+        pool={
+            "initial_pool_size": size,
+            "min_pool_size": size,
+            "max_pool_size": size,
+            "health_check_interval": 60,  # no health check competes for the connections
+            "max_retries": 0,
+        },
+    )
+    with actorpool.start(config) as pool:
+        assert all(pool.router.ask(Ping(), timeout=10) is True for _ in range(size))
+        private_sandbox.pause()
+        try:
+
+            def ask() -> tuple[BaseException | None, float]:
+                start = time.monotonic()
+                try:
+                    pool.router.ask(ListContainers(), timeout=timeout)
+                except BaseException as error:
+                    return error, time.monotonic() - start
+                return None, time.monotonic() - start
+
+            with ThreadPoolExecutor(callers) as executor:
+                results = list(executor.map(lambda _: ask(), range(callers)))
+            for error, took in results:
+                # Queued ones hear it from the router's deadline, running ones from their
+                # connection's socket timeout (set to what was left of the deadline).
+                assert isinstance(error, RequestTimeout), error
+                assert str(error).startswith("list_containers: no answer"), error
+                assert timeout - 0.05 <= took <= timeout + grace, took
+            status: PoolStatusReport = pool.router.ask(PoolStatus())
+            assert status.queue_length == 0
+            # The hung calls end with their 1 s socket timeout: every connection comes back.
+            wait_until(
+                lambda: not any(c.in_use for c in pool.router.ask(PoolStatus()).connections),
+                timeout=5,
+                message="a connection still holds a dropped request",
+            )
+        finally:
+            private_sandbox.resume()
+        assert pool.router.ask(Ping(), timeout=10) is True
+
+
 def test_reset_connections_are_retried_on_other_connections(
     sandbox: Sandbox, make_config: MakeConfig
 ) -> None:
