@@ -158,6 +158,17 @@ def _listen_arg(value: str) -> str:
     return value
 
 
+def _exclude_arg(value: str) -> tuple[str, str]:
+    key, sep, val = value.partition("=")
+    if not sep or key not in ("label", "name", "image") or not val:
+        msg = (
+            "exclude must be label=KEY[=VALUE], name=PATTERN or image=PATTERN "
+            f"(e.g. label=io.actorpool.agent, name=db-*), got {value!r}"
+        )
+        raise argparse.ArgumentTypeError(msg)
+    return key, val
+
+
 def _tail_arg(value: str) -> int | Literal["all"]:
     if value == "all":
         return "all"
@@ -274,6 +285,16 @@ def build_parser(handlers: Handlers) -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="which containers to follow, repeatable (e.g. label=app=web); default: all",
+    )
+    monitor.add_argument(
+        "--exclude",
+        action="append",
+        type=_exclude_arg,
+        default=[],
+        metavar="KEY=VALUE",
+        help="containers not to follow, repeatable: label=KEY[=VALUE], name=PATTERN, "
+        "image=PATTERN (e.g. label=io.actorpool.agent: the agent's own container, whose "
+        "output would otherwise come back to it as logs)",
     )
     monitor.add_argument(
         "--metrics",

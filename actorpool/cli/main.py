@@ -4,7 +4,7 @@ Commands (``actorpool COMMAND --help`` for each)::
 
     actorpool ps [-a] [--filter k=v]            containers, as a table like docker ps
     actorpool logs [-f] [--since] [-n N] [-t] C...  logs of one or more containers
-    actorpool monitor [--filter k=v] [--metrics ADDR] [--sandbox]  follow every container's logs
+    actorpool monitor [--filter k=v] [--exclude k=v] [--metrics ADDR] [--sandbox]  follow logs
     actorpool sandbox                           a private daemon with demo containers
     actorpool health                            the pool's connections; exit 1 if degraded
     actorpool config check [FILE]               validate a config, print it with defaults
@@ -488,7 +488,8 @@ def _run_monitor(
 
     filters = _filters(args.filter)
     printer.tell(Names(_running_names(pool, filters)))
-    pool.router.ask(FollowContainers(printer, filters=filters, tail=args.tail))
+    exclude = _filters(args.exclude)
+    pool.router.ask(FollowContainers(printer, filters=filters, tail=args.tail, exclude=exclude))
     where = f"; metrics at {_metrics_url(pool)}" if pool.metrics_address else ""
     shown = f" (filter {_show_filters(filters)})" if filters else ""
     printer.tell(

@@ -74,3 +74,12 @@ def test_metrics_takes_a_listen_address_and_names_the_flag_when_bad(
     err = capsys.readouterr().err
     assert "argument --metrics: must be 'host:port' with a port in 0-65535, got '9323'" in err
     assert "docker.monitoring.listen" not in err
+
+
+def test_exclude_takes_label_name_and_image(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["monitor", "--exclude", "label=io.actorpool.agent", "--exclude", "name=db-*"]
+    assert parser().parse_args(argv).exclude == [("label", "io.actorpool.agent"), ("name", "db-*")]
+    with pytest.raises(SystemExit) as exit_info:
+        parser().parse_args(["monitor", "--exclude", "status=exited"])
+    assert exit_info.value.code == 2
+    assert "argument --exclude: exclude must be label=KEY[=VALUE]" in capsys.readouterr().err

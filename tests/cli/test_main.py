@@ -311,6 +311,26 @@ def test_monitor_follows_containers_started_before_and_after_it(
     assert not any("Traceback" in line for line in monitor.err)
 
 
+def test_monitor_does_not_follow_excluded_containers(
+    sandbox: Sandbox, make_container: MakeContainer, cli_processes: list[CliProcess]
+) -> None:
+    # The agent image carries this label so a containerised monitor skips its own output.
+    label = unique("exc")
+    shown, hidden = unique("shown"), unique("agent")
+    make_container(
+        ticker_cmd("tick-hidden"), name=hidden, labels={"t": label, "io.actorpool.agent": "1"}
+    )
+    make_container(ticker_cmd("tick-shown"), name=shown, labels={"t": label})
+    monitor = CliProcess(
+        "monitor", "--duration", "3", "--filter", f"label=t={label}", "--metrics", "127.0.0.1:0",
+        "--exclude", "label=io.actorpool.agent", host=sandbox.url,
+    )  # fmt: skip
+    cli_processes.append(monitor)
+    monitor.wait_for(monitor.out, rf"^{shown} \| tick-shown \d+$", timeout=15)
+    assert monitor.finish(timeout=20) == 0, "\n".join(monitor.err)
+    assert not any("tick-hidden" in line for line in monitor.out)
+
+
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 0)])
 def test_monitor_stops_within_two_seconds_on_a_signal(
     sandbox: Sandbox,
