@@ -59,6 +59,7 @@ __all__ = [
     "median",
     "print_table",
     "round_ratios",
+    "rss_mib",
     "run_threads",
     "timed",
 ]
@@ -244,6 +245,15 @@ def run_threads(threads: int, total: int, work: Callable[[int], object]) -> floa
     if errors:
         raise errors[0]
     return seconds
+
+
+def rss_mib() -> float:
+    """This process's resident memory in MiB (``VmRSS``)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def load_note() -> str:

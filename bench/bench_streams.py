@@ -64,6 +64,7 @@ from _common import (
     load_note,
     median,
     print_table,
+    rss_mib,
 )
 
 B4_TARGET = Target.at_least(1.8)
@@ -252,14 +253,6 @@ def b4(
     finally:
         pool.stop()
         client.close()
-
-
-def rss_mib() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def b5(

@@ -58,6 +58,8 @@ _missing=()
 command -v dockerd >/dev/null 2>&1 || _missing+=(docker.io)
 _deb_installed busybox-static || _missing+=(busybox-static)
 command -v promtool >/dev/null 2>&1 || _missing+=(prometheus)
+# tests/test_packaging.py checks packaging/systemd/actorpool.service with systemd-analyze.
+command -v systemd-analyze >/dev/null 2>&1 || _missing+=(systemd)
 if ! PYTHON_BIN="$(_find_python)"; then
     _missing+=(python3 python3-venv)
 elif [ ! -x .venv/bin/python ] && ! "$PYTHON_BIN" -c 'import ensurepip, venv' 2>/dev/null; then
@@ -68,7 +70,7 @@ if [ "${#_missing[@]}" -gt 0 ]; then
     _apt_install "${_missing[@]}"
     PYTHON_BIN="$(_find_python)" || die "no Python >= 3.11 even after installing python3"
 else
-    echo "dockerd, busybox-static, promtool and Python >= 3.11 are installed"
+    echo "dockerd, busybox-static, promtool, systemd-analyze and Python >= 3.11 are installed"
 fi
 
 stage "python environment (.venv)"
