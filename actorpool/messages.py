@@ -353,7 +353,8 @@ class PoolStatusReport:
 
     ``load`` is (busy + waiting) / size over the last scaling tick, ``score`` the
     mean health score of the connections, ``scaling`` the last resize decisions
-    with their reasons, oldest first.
+    with their reasons, oldest first. ``streams`` is ``log_streams`` (one per
+    followed container) plus ``event_streams`` (one per filter set).
     """
 
     connections: tuple[ConnectionStatus, ...]
@@ -365,6 +366,8 @@ class PoolStatusReport:
     restarts: int
     degraded: bool
     streams: int = 0
+    log_streams: int = 0
+    event_streams: int = 0
     load: float = 0.0
     score: float = 1.0
     scaling: tuple[ScalingDecision, ...] = ()
@@ -517,11 +520,16 @@ class LogStreamStarted:
 
 @attrs.frozen
 class LogStreamEnded:
-    """The stream ended for good; ``reason`` is exited, removed, unsubscribed or pool stopped."""
+    """The stream ended for good; ``reason`` is exited, removed, unsubscribed or pool stopped.
+
+    ``exit_code`` is the container's exit code when the reason is ``exited`` (and
+    the daemon said it), else ``None``.
+    """
 
     container_id: str
     reason: str
     subscription_id: str = ""
+    exit_code: int | None = None
 
 
 @attrs.frozen

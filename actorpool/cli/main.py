@@ -228,6 +228,17 @@ class _Stopped(Exception):
     """A signal arrived while a command was starting up."""
 
 
+def _end_the_ctrl_c_line() -> None:
+    """Start a fresh line after the ``^C`` the terminal echoed, so what follows is not on it.
+
+    A plain ``os.write`` of one byte: safe in a signal handler (no lock, no buffer).
+    """
+    with contextlib.suppress(OSError, ValueError):
+        fd = sys.stderr.fileno()
+        if os.isatty(fd):
+            os.write(fd, b"\n")
+
+
 class _Signals:
     """SIGINT and SIGTERM as a flag the main thread polls.
 
@@ -253,6 +264,8 @@ class _Signals:
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.received is None:
             self.received = signum
+            if signum == signal.SIGINT:
+                _end_the_ctrl_c_line()
 
     def sleep(self, seconds: float) -> bool:
         """Sleep up to ``seconds``; return False early when a signal arrived."""
@@ -543,12 +556,12 @@ def _summary(
         return now, stats.lines
     rate = (stats.lines - last[1]) / max(now - last[0], 1e-6)
     breakers = sum(c.breaker == "open" for c in report.connections)
-    streams = max(report.streams, stats.streaming)
     state = "degraded" if report.degraded else "ok"
     printer.tell(
         Status(
             f"actorpool health: {state} size={report.size} healthy={report.healthy} "
-            f"breakers_open={breakers} streams={streams} lines/s={rate:.1f} "
+            f"breakers_open={breakers} log_streams={report.log_streams} "
+            f"event_streams={report.event_streams} lines/s={rate:.1f} "
             f"queue={report.queue_length}"
         )
     )

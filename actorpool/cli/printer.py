@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 import sys
 import threading
 import time
@@ -42,6 +43,7 @@ __all__ = [
     "Output",
     "PrinterStats",
     "Status",
+    "colour_level",
     "health_line",
     "health_table",
     "short",
@@ -54,18 +56,46 @@ _POOL_STOPPED = "pool stopped"
 # Name colours, in order of first appearance (docker compose's palette).
 _PALETTE = ("36", "33", "32", "35", "34", "96", "93", "92", "95", "94")
 
+# A level word near the start of a line ("ERROR [http] ...", "2024-01-31 12:00 WARN x",
+# "level=error"), and its colour: errors red, warnings yellow, debug dim.
+_LEVEL = re.compile(
+    r"^(.{0,48}?)\b(FATAL|CRITICAL|ERROR|WARNING|WARN|INFO|DEBUG|TRACE)\b",
+    re.IGNORECASE,
+)
+_LEVEL_COLOURS = {
+    "FATAL": "1;31", "CRITICAL": "1;31", "ERROR": "31",
+    "WARNING": "33", "WARN": "33", "INFO": "", "DEBUG": "2", "TRACE": "2",
+}  # fmt: skip
+
 
 # --------------------------------------------------------------------------- output
 
 
 def _colour_enabled(stream: TextIO) -> bool:
-    # https://no-color.org: any non-empty NO_COLOR turns colour off.
-    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+    # https://no-color.org: any non-empty NO_COLOR turns colour off; FORCE_COLOR
+    # (https://force-color.org) turns it on for a pipe (CI logs, `less -R`). NO_COLOR
+    # wins when both are set, as in CPython's own colouring.
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    if os.environ.get("TERM") == "dumb":
         return False
     try:
         return stream.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+def colour_level(text: str) -> str:
+    """``text`` with its level word (ERROR, WARN, ...) coloured, if it has one near the start."""
+    match = _LEVEL.match(text)
+    if match is None:
+        return text
+    colour = _LEVEL_COLOURS[match[2].upper()]
+    if not colour:
+        return text
+    return f"{match[1]}\x1b[{colour}m{match[2]}\x1b[0m{text[match.end() :]}"
 
 
 def _format_timestamp(ns: int) -> str:
@@ -77,8 +107,9 @@ def _format_timestamp(ns: int) -> str:
 class Output:
     """Writes log lines: stdout lines to stdout, stderr lines to stderr, name-prefixed.
 
-    Colour is decided per stream (a TTY, and ``NO_COLOR`` unset), so
-    ``actorpool logs x 2>err.txt`` keeps colour codes out of the file.
+    Colour is decided per stream (a TTY, or ``FORCE_COLOR``; never with
+    ``NO_COLOR``), so ``actorpool logs x 2>err.txt`` keeps colour codes out of
+    the file. With colour, container names and the lines' levels are coloured.
     Not thread-safe: once a :class:`LinePrinter` writes to it, every line goes
     through that actor (``Status`` for actorpool's own lines).
     """
@@ -129,7 +160,8 @@ class Output:
                 else ""
             )
             cut = " [truncated]" if line.truncated else ""
-            target.write(f"{self._prefix(name, line.stream)}{stamp}{line.text}{cut}\n")
+            text = colour_level(line.text) if self._colour[line.stream] else line.text
+            target.write(f"{self._prefix(name, line.stream)}{stamp}{text}{cut}\n")
             touched.add(target)
         if flush:
             for target in touched:
@@ -291,7 +323,8 @@ class LinePrinter(Actor):
             self._failed += 1
             self._output.notice(name, f"log stream failed: {message.error}")
         elif self._notices and message.reason != _POOL_STOPPED:
-            self._output.notice(name, f"log stream ended ({message.reason})")
+            code = "" if message.exit_code is None else f" {message.exit_code}"
+            self._output.notice(name, f"log stream ended ({message.reason}{code})")
         if self._expect is not None and self._ended >= self._expect and self._done is not None:
             self._done.set()
 

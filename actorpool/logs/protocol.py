@@ -148,6 +148,7 @@ class ReaderDone:
     name: str
     reason: str  # exited | removed | completed | error | stopped
     error: str | None = None
+    exit_code: int | None = None  # the container's, when the reason is exited
 
 
 @attrs.frozen

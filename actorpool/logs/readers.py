@@ -329,6 +329,7 @@ class Reader:
         self._client: APIClient | None = None
         self._last: LogDecoder | None = None  # the last read's decoder (holds an unfinished line)
         self._opened = False  # the last _read got the daemon's answer
+        self._exit_code: int | None = None  # State.ExitCode of the last inspect that saw it end
 
     # -- control (any thread) --
 
@@ -382,8 +383,9 @@ class Reader:
 
     def _finish(self, reason: str, error: str | None) -> None:
         self._drop_client()
+        exit_code = self._exit_code if reason == "exited" else None
         with contextlib.suppress(pykka.ActorDeadError):
-            self._actor.tell(ReaderDone(self.key, reason, error))
+            self._actor.tell(ReaderDone(self.key, reason, error, exit_code))
         self._done.set()
 
     def _run(self) -> str | None:
@@ -528,6 +530,8 @@ class Reader:
             state = info.get("State") or {}
             if state.get("Running") or state.get("Restarting"):
                 return "running"
+            code = state.get("ExitCode")
+            self._exit_code = code if isinstance(code, int) else None
             return "exited"
 
     def _drop_client(self) -> None:

@@ -186,6 +186,7 @@ class LogStream(Actor):
         self._sources: set[str] = set()
         self._delivered: dict[str, Cursor] = dict(first.resume or {})  # a resume: its cursors
         self._reasons: list[tuple[str, str | None]] = []
+        self._exit_code: int | None = None  # the container's, once a reader saw it exit
         self._waiting_window = False
         self._since = first.since
         self._tail = first.tail
@@ -609,6 +610,8 @@ class LogStream(Actor):
         self._flush()
         if message.reason != "stopped":
             self._reasons.append((message.reason, message.error))
+        if message.exit_code is not None:
+            self._exit_code = message.exit_code
         if self._readers or self._waiting_window:
             return
         self._readers_done = True
@@ -639,7 +642,8 @@ class LogStream(Actor):
             if error is not None:
                 end = LogStreamError(self._cid, error, spec.public_id)
             else:
-                end = LogStreamEnded(self._cid, reason, spec.public_id)
+                code = self._exit_code if reason == "exited" else None
+                end = LogStreamEnded(self._cid, reason, spec.public_id, exit_code=code)
             with contextlib.suppress(pykka.ActorDeadError):
                 spec.ref.tell(end)
         if spec.owner is not None:

@@ -239,8 +239,13 @@ class StreamManager(Actor):
             return self._stats()
         if isinstance(message, FillPoolStatus):
             stats = self._stats()
-            streams = stats.log_streams + stats.event_streams
-            message.future.try_set(attrs.evolve(message.report, streams=streams))
+            report = attrs.evolve(
+                message.report,
+                streams=stats.log_streams + stats.event_streams,
+                log_streams=stats.log_streams,
+                event_streams=stats.event_streams,
+            )
+            message.future.try_set(report)
             return None
         if isinstance(message, _Resolved):
             self._resolved(message)

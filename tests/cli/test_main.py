@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import os
 import pty
 import re
+import select
 import signal
 import socket
 import subprocess
 import sys
+import termios
 import threading
 import time
 import uuid
@@ -257,6 +260,23 @@ def test_logs_colours_names_on_a_tty_unless_no_color(
     assert f"{names[0]} | out 1" in plain
 
 
+def test_levels_are_coloured_on_a_tty_or_with_force_color_never_with_no_color(
+    sandbox: Sandbox, make_container: MakeContainer, docker_api: Any
+) -> None:
+    name = unique("levels")
+    script = "echo 'ERROR [db] down'; echo 'WARN  [db] slow'; echo 'INFO  [db] up'; echo err 1"
+    wait_for_state(docker_api, make_container(["sh", "-c", script], name=name), "exited")
+    red, yellow = "\x1b[31mERROR\x1b[0m [db] down", "\x1b[33mWARN\x1b[0m  [db] slow"
+    tty = _logs_on_a_tty(sandbox.url, [name]).replace("\r\n", "\n").splitlines()
+    assert tty == [red, yellow, "INFO  [db] up", "err 1"]
+    forced = run_cli("logs", name, host=sandbox.url, FORCE_COLOR="1")
+    assert forced.stdout.splitlines() == [red, yellow, "INFO  [db] up", "err 1"]
+    for env in ({}, {"NO_COLOR": "1", "FORCE_COLOR": "1"}):
+        plain = run_cli("logs", name, host=sandbox.url, **env)
+        assert "\x1b[" not in plain.stdout
+        assert plain.stdout.splitlines()[:2] == ["ERROR [db] down", "WARN  [db] slow"]
+
+
 def test_logs_follow_prints_new_lines_and_ends_when_the_container_exits(
     sandbox: Sandbox, make_container: MakeContainer
 ) -> None:
@@ -289,10 +309,10 @@ def test_monitor_follows_containers_started_before_and_after_it(
     sandbox: Sandbox, make_container: MakeContainer, cli_processes: list[CliProcess]
 ) -> None:
     label = unique("mon")
-    before, after = unique("before"), unique("after")
+    before, after, quitter = unique("before"), unique("after"), unique("quitter")
     make_container(ticker_cmd("tick-before"), name=before, labels={"t": label})
     monitor = CliProcess(
-        "monitor", "--duration", "4", "--summary-interval", "1",
+        "monitor", "--duration", "6", "--summary-interval", "1",
         "--filter", f"label=t={label}", "--metrics", "127.0.0.1:0",
         host=sandbox.url,
     )  # fmt: skip
@@ -300,13 +320,17 @@ def test_monitor_follows_containers_started_before_and_after_it(
     monitor.wait_for(monitor.err, r"following logs on", timeout=15)
     monitor.wait_for(monitor.out, rf"^{before} \| tick-before \d+$", timeout=10)
     make_container(ticker_cmd("tick-after"), name=after, labels={"t": label})
+    make_container(["sh", "-c", "echo bye; exit 3"], name=quitter, labels={"t": label})
+    monitor.wait_for(monitor.err, rf"^{quitter} +\| -- log stream ended \(exited 3\)$", 10)
     assert monitor.finish(timeout=20) == 0, "\n".join(monitor.err)
     assert any(re.match(rf"^{after} +\| tick-after \d+$", line) for line in monitor.out)
     summaries = [line for line in monitor.err if line.startswith("actorpool health:")]
     assert summaries, monitor.err
+    # One log stream per followed container, one event stream for the filter: apart.
     assert re.search(
-        r"size=\d+ healthy=\d+ breakers_open=0 streams=\d+ lines/s=[\d.]+", summaries[0]
-    )
+        r"size=\d+ healthy=\d+ breakers_open=0 log_streams=[123] event_streams=1 lines/s=[\d.]+",
+        summaries[0],
+    ), summaries
     assert "metrics at http://127.0.0.1:" in "\n".join(monitor.err)
     assert not any("Traceback" in line for line in monitor.err)
 
@@ -427,6 +451,50 @@ def test_sandbox_command_prints_docker_host_and_removes_everything_on_sigterm(
     assert "Traceback" not in err
     assert _dockerd_processes_under(root) == []
     assert not Path(root).exists()
+
+
+def test_after_ctrl_c_on_a_terminal_the_shutdown_message_starts_a_fresh_line() -> None:
+    leader, follower = pty.openpty()
+
+    def controlling_tty() -> None:  # runs in the child, after setsid: the pty is its terminal
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "actorpool", "sandbox"],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env=cli_env(None),
+        cwd=REPO,
+        start_new_session=True,
+        preexec_fn=controlling_tty,
+    )
+    os.close(follower)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 60
+        while b"Ctrl-C stops" not in seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 1.0)
+            if ready:
+                seen += os.read(leader, 65536)
+        assert b"Ctrl-C stops" in seen, seen.decode(errors="replace")
+        os.write(leader, b"\x03")  # the terminal echoes ^C and sends SIGINT
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: every writer is gone
+                break
+            if not chunk:
+                break
+            seen += chunk
+        assert proc.wait(30) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        os.close(leader)
+    text = seen.decode(errors="replace")
+    assert re.search(r"\^C\r\n(\x1b\[1m)?actorpool: sandbox daemon stopped and removed", text), text
 
 
 def test_monitor_serves_metrics_by_default_on_its_own_port(sandbox: Sandbox) -> None:

@@ -184,7 +184,7 @@ def test_printer_sets_done_when_the_expected_streams_ended(
     printer = LinePrinter.start(output, expect=2, done=done, notices=True)
     printers.append(printer)
     printer.tell(LogChunk(CID_A, (_line("1"),)))
-    printer.tell(LogStreamEnded(CID_A, "exited"))
+    printer.tell(LogStreamEnded(CID_A, "exited", exit_code=3))
     assert not _stats(printer).broken
     assert not done.is_set()
     printer.tell(LogStreamError(CID_B, "gave up"))
@@ -192,7 +192,7 @@ def test_printer_sets_done_when_the_expected_streams_ended(
     stats = _stats(printer)
     assert stats == PrinterStats(lines=1, streaming=0, ended=2, failed=1, broken=False)
     assert err.getvalue().splitlines() == [
-        "-- log stream ended (exited)",
+        "-- log stream ended (exited 3)",
         "-- log stream failed: gave up",
     ]
 

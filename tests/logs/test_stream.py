@@ -87,6 +87,7 @@ def test_ten_thousand_interleaved_lines_arrive_exactly_in_order_per_source(
     end = wait_end(sink, 30)
     assert isinstance(end, LogStreamEnded)
     assert end.reason == "exited"
+    assert end.exit_code == 0
     assert texts(sink, "stdout") == [f"out {i}" for i in range(1, 10_001)]
     assert texts(sink, "stderr") == [f"err {i}" for i in range(1, 10_001)]
     chunks = [m for m in sink if isinstance(m, LogChunk)]
@@ -250,7 +251,7 @@ def test_a_restarted_container_continues_its_stream(
     assert got[cut:] == list(range(1, len(got) - cut + 1))  # the second run, from 1, no dups
     docker_api.kill(cid)
     end = wait_end(sink, 10)
-    assert end == LogStreamEnded(cid, "exited", end.subscription_id)
+    assert end == LogStreamEnded(cid, "exited", end.subscription_id, exit_code=137)  # SIGKILL
 
 
 def test_a_slow_subscriber_with_drop_oldest_loses_only_counted_chunks(
@@ -354,10 +355,15 @@ def test_every_line_arrives_exactly_once_across_three_daemon_restarts(
         # Exactly the daemon's own log: in order, no gap, no duplicate.
         logged = api.logs(cid, stdout=source == "stdout", stderr=source == "stderr")
         assert got == logged.decode().splitlines()
-        # A live-restore restart can lose a line inside dockerd itself (its copier had read
-        # it from the container's pipe when it was stopped); measured: at most one, rarely.
-        lost_by_daemon = set(range(1, n + 1)) - set(numbers(got, prefix))
-        assert len(lost_by_daemon) <= 3, sorted(lost_by_daemon)[:10]
+        # A live-restore restart can lose lines inside dockerd itself: what its copier had
+        # read from the container's pipe when it was stopped. Usually one line or none, but
+        # a whole read buffer (139 lines, seen at a load average of 350) when the copier lags.
+        # Either way one run of consecutive lines per restart at most.
+        lost_by_daemon = sorted(set(range(1, n + 1)) - set(numbers(got, prefix)))
+        runs = sum(
+            1 for i, k in enumerate(lost_by_daemon) if i == 0 or lost_by_daemon[i - 1] != k - 1
+        )
+        assert runs <= 3, lost_by_daemon[:10]
         assert len(got) == len(set(got))
     report = stats(manager)
     assert report.reconnects >= 6  # two sources, three restarts
