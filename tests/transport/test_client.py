@@ -78,18 +78,22 @@ def test_a_pool_over_tcp_arms_keepalive_on_its_sockets(
 ) -> None:
     with FaultProxy(sandbox.socket_path, tcp=True) as proxy:
         assert proxy.port is not None
-        config = make_config(proxy.url, performance={"tcp_keep_alive": 30})
+        config = make_config(
+            proxy.url, pool={"health_check_interval": 60}, performance={"tcp_keep_alive": 30}
+        )
         with actorpool.start(config) as pool:
-            assert pool.router.ask(Ping(), timeout=10) is True
-            # Health checks go through every connection, so each soon holds a socket.
-            port, size = proxy.port, config.pool.initial_pool_size
+            size = config.pool.initial_pool_size
+            # One request per connection (the least used goes first), so each holds a socket.
+            for _ in range(size):
+                assert pool.router.ask(Ping(), timeout=10) is True
+            port = proxy.port
 
-            def all_connected() -> list[float]:
+            def all_armed() -> list[float]:
+                # A socket with a request in flight shows its retransmit timer instead.
                 timers = keepalive_timers(port)
-                return timers if len(timers) >= size else []
+                return timers if len(timers) >= size and all(0 <= t <= 30 for t in timers) else []
 
-            timers = wait_until(all_connected, 15)
-            assert all(0 <= t <= 30 for t in timers), timers
+            wait_until(all_armed, 10, message="every pool socket with keep-alive armed")
 
 
 def test_unix_sockets_are_left_alone(sandbox: Sandbox, make_config: MakeConfig) -> None:
