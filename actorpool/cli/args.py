@@ -137,6 +137,16 @@ def _filter_arg(value: str) -> tuple[str, str]:
     return key, val
 
 
+def _add_format(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text (default) or json: one JSON object per line with time (RFC 3339, ns), "
+        "container_id, container_name, image, stream, line and labels",
+    )
+
+
 def _seconds_arg(value: str) -> float:
     try:
         seconds = parse_duration(value, "value")
@@ -268,6 +278,7 @@ def build_parser(handlers: Handlers) -> argparse.ArgumentParser:
         "-n", "--tail", type=_tail_arg, default="all", help="lines from the end (default: all)"
     )
     logs.add_argument("-t", "--timestamps", action="store_true", help="show timestamps")
+    _add_format(logs)
 
     monitor = command(
         "monitor",
@@ -319,6 +330,29 @@ def build_parser(handlers: Handlers) -> argparse.ArgumentParser:
         "everything); containers that start later are shown from their first line",
     )
     monitor.add_argument("-t", "--timestamps", action="store_true", help="show timestamps")
+    monitor.add_argument(
+        "--name", metavar="PATTERN", help="only containers whose name matches (shell-style: web-*)"
+    )
+    _add_format(monitor)
+    monitor.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="append the log records to FILE instead of printing them",
+    )
+    monitor.add_argument(
+        "--positions",
+        metavar="FILE",
+        help="keep each container's exact position in FILE: a restarted monitor continues "
+        "every container after its last line written, with no gap and no repeat (with "
+        "--format json --output, also after a crash)",
+    )
+    monitor.add_argument(
+        "--reset-positions",
+        action="store_true",
+        help="ignore what --positions FILE holds (damaged, foreign) and start over; "
+        "lines may then repeat or be missed",
+    )
     monitor.add_argument(
         "--sandbox",
         action="store_true",

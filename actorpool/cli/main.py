@@ -73,6 +73,7 @@ from actorpool.cli.args import (
     parse_since,
 )
 from actorpool.cli.args import build_parser as _build_parser
+from actorpool.cli.positions import open_output
 from actorpool.cli.printer import (
     GetStats,
     LinePrinter,
@@ -85,7 +86,9 @@ from actorpool.cli.printer import (
     short,
     table,
 )
+from actorpool.cli.records import RecordEncoder
 from actorpool.cli.sandbox import start_demo, start_demo_containers, start_sandbox
+from actorpool.cli.writer import TICK, LogWriter
 from actorpool.config import (
     DEFAULT_MONITOR_LISTEN,
     Config,
@@ -105,6 +108,7 @@ from actorpool.messages import (
     FollowContainers,
     InspectContainer,
     ListContainers,
+    LogStreamStarted,
     Ping,
     SubscribeLogs,
 )
@@ -130,6 +134,9 @@ __all__ = [
 # How long the up-front ping waits: long enough for a busy daemon, short enough
 # that "no daemon" is an answer rather than a hang.
 PING_TIMEOUT = 2.0
+
+# How often the monitor's main loop ticks its writer (save positions, retry a failed write).
+_TICK_INTERVAL = 0.5
 
 # How long a command waits for the pool to stop (monitor must be gone within 2 s).
 _STOP_TIMEOUT = 1.5
@@ -339,18 +346,18 @@ def _cmd_ps(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _inspect_all(pool: actorpool.Pool, refs: Sequence[str]) -> dict[str, str]:
-    """Full id -> name for each ref, asked in parallel; unknown ones fail with exit 4."""
+def _inspect_all(pool: actorpool.Pool, refs: Sequence[str]) -> dict[str, LogStreamStarted]:
+    """Full id -> who it is, for each ref, asked in parallel; unknown ones fail with exit 4."""
     futures = [pool.router.ask(InspectContainer(ref), block=False) for ref in refs]
-    names: dict[str, str] = {}
+    found: dict[str, LogStreamStarted] = {}
     for ref, future in zip(refs, futures, strict=True):
         try:
             info = future.get()
         except NotFound:
             msg = f"no such container: {ref} (list them with `actorpool ps -a`)"
             raise CliError(msg, EXIT_ERROR) from None
-        names[info["Id"]] = str(info["Name"]).lstrip("/")
-    return names
+        found[info["Id"]] = LogStreamStarted.from_inspect(info)
+    return found
 
 
 def _cmd_logs(args: argparse.Namespace) -> int:
@@ -359,8 +366,12 @@ def _cmd_logs(args: argparse.Namespace) -> int:
     _check_reachable(config)
     output = Output(prefix=len(refs) > 1, timestamps=args.timestamps)
     with _pool(config) as pool:
-        names = _inspect_all(pool, refs)
+        found = _inspect_all(pool, refs)
+        names = {cid: meta.name for cid, meta in found.items()}
         output.reserve(names.values())
+        encoder = RecordEncoder("json") if args.format == "json" else None
+        for meta in found.values() if encoder is not None else ():
+            encoder.started(meta)  # type: ignore[union-attr]
         if not args.follow:
             futures = [
                 (
@@ -375,16 +386,25 @@ def _cmd_logs(args: argparse.Namespace) -> int:
             if len(names) > 1:  # one history, in time order (the sort is stable)
                 lines.sort(key=lambda item: item[0].timestamp)
             for line, cid in lines:
-                output.lines(names[cid], (line,), flush=False)
+                if encoder is not None:
+                    sys.stdout.buffer.write(encoder.encode(cid, (line,)))
+                else:
+                    output.lines(names[cid], (line,), flush=False)
             return EXIT_OK
         done = threading.Event()
         with _Signals() as signals:
-            printer = LinePrinter.start(output, names=names, expect=len(names), done=done)
+            printer: pykka.ActorRef[Any]
+            if encoder is not None:
+                printer = LogWriter.start(
+                    sys.stdout.fileno(), encoder, status=output.status, done=done, expect=len(names)
+                )
+            else:
+                printer = LinePrinter.start(output, names=names, expect=len(names), done=done)
             try:
                 for cid in names:
                     pool.router.ask(SubscribeLogs(cid, printer, since=args.since, tail=args.tail))
                 while not done.is_set() and signals.sleep(0.1):
-                    pass
+                    printer.tell(TICK)
             finally:
                 pool.stop(timeout=_STOP_TIMEOUT)
                 printer.stop(timeout=_STOP_TIMEOUT)
@@ -482,6 +502,18 @@ def _run_monitor(
     signals: _Signals,
     cleanup: contextlib.ExitStack,
 ) -> None:
+    writes = bool(args.format == "json" or args.output or args.positions)
+    opened = None
+    if writes:  # before anything starts: a bad positions file is the first thing to know
+        opened = open_output(
+            args.output,
+            args.positions,
+            fmt=args.format,
+            reset=args.reset_positions,
+            status=output.status,
+        )
+        owned = opened
+        cleanup.callback(lambda: _close_quietly(owned.fd))  # -1 once the writer owns it
     # Never a daemon of its own unless asked: an agent started at boot, or while Docker
     # restarts, must wait for the real one, not run a root dockerd beside it.
     if args.sandbox:
@@ -493,16 +525,37 @@ def _run_monitor(
 
     unknown: queue.Queue[str] = queue.Queue()
     broken = threading.Event()  # set by the printer when stdout is closed (`| head`)
-    printer = LinePrinter.start(output, resolve=unknown.put, notices=True, done=broken)
+    printer: pykka.ActorRef[Any]
+    if opened is not None:
+        fd, opened.fd = opened.fd, -1
+        printer = LogWriter.start(
+            fd,
+            RecordEncoder(args.format, timestamps=args.timestamps),
+            store=opened.store,
+            identity=opened.identity,
+            offset=opened.offset,
+            status=output.status,
+            done=broken,
+        )
+    else:
+        printer = LinePrinter.start(output, resolve=unknown.put, notices=True, done=broken)
     cleanup.callback(_stop_quietly, printer)
     pool = actorpool.start(config)
     cleanup.callback(pool.stop, timeout=_STOP_TIMEOUT)  # runs first: streams end, then printer
     signals.check()
 
     filters = _filters(args.filter)
-    printer.tell(Names(_running_names(pool, filters)))
-    exclude = _filters(args.exclude)
-    pool.router.ask(FollowContainers(printer, filters=filters, tail=args.tail, exclude=exclude))
+    if opened is None:
+        printer.tell(Names(_running_names(pool, filters)))
+    request = FollowContainers(
+        printer,
+        filters=filters,
+        tail=args.tail,
+        exclude=_filters(args.exclude),
+        name=args.name,
+        positions=None if opened is None else opened.store,
+    )
+    pool.router.ask(request)
     where = f"; metrics at {_metrics_url(pool)}" if pool.metrics_address else ""
     shown = f" (filter {_show_filters(filters)})" if filters else ""
     printer.tell(
@@ -526,11 +579,15 @@ def _monitor_loop(
     started = time.monotonic()
     stop_at = None if args.duration is None else started + args.duration
     next_summary = started + args.summary_interval
+    next_tick = started
     last = (started, 0)
     while signals.received is None and not broken.is_set():
         now = time.monotonic()
         if stop_at is not None and now >= stop_at:
             break
+        if now >= next_tick:  # the writer saves positions and retries a failed write on it
+            printer.tell(TICK)
+            next_tick = now + _TICK_INTERVAL
         if now >= next_summary:
             last = _summary(pool, printer, last)
             next_summary = max(next_summary + args.summary_interval, time.monotonic())
@@ -594,6 +651,12 @@ def _metrics_url(pool: actorpool.Pool) -> str:
     assert address is not None
     host, port = address
     return f"http://{f'[{host}]' if ':' in host else host}:{port}/metrics"
+
+
+def _close_quietly(fd: int) -> None:
+    if fd > 2:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 def _stop_quietly(ref: pykka.ActorRef[Any]) -> None:

@@ -23,8 +23,9 @@ listing includes stopped containers: every container the store knows
 continues exactly after its position (a running one follows on, one that
 exited while nobody watched is read to its end), a stored container the
 daemon no longer has is forgotten, and a container the store does not know
-is read from the store's ``baseline()`` (it started, or produced its first
-line, after the store began), or from ``tail`` when the store is new.
+is read from the store's ``baseline()`` on (it started, or produced its
+first line, after the store began; a stopped one only if it stopped after
+that), or from ``tail`` when the store is new.
 
 Each followed container is an ordinary per-container log subscription whose
 chunks carry this subscription's id; the container's stream ends it
@@ -212,21 +213,26 @@ class Follow(Actor):
         filters = self._filters
         wanted = self._wanted
         stored = set(self._cursors) if initial and self._store is not None else set()
+        baseline = self._baseline if initial else None
         any_state = self._any_state
 
         def list_ids(client: APIClient) -> _Listed:
             ids = [
                 str(c["Id"]) for c in ListContainers(filters=filters).execute(client) if wanted(c)
             ]
-            if not stored:
+            if not stored and baseline is None:
                 return _Listed(tuple(ids), initial)
-            # Stored containers that stopped meanwhile are read to their end; gone ones forgotten.
+            # Stored containers that stopped meanwhile are read to their end, and so are
+            # unknown ones that stopped after the store began; gone ones are forgotten.
             everything = {str(c["Id"]) for c in ListContainers(all=True).execute(client)}
-            ids.extend(
-                cid
-                for c in ListContainers(all=True, filters=any_state).execute(client)
-                if (cid := str(c["Id"])) in stored and cid not in ids and wanted(c)
-            )
+            for c in ListContainers(all=True, filters=any_state).execute(client):
+                cid = str(c["Id"])
+                if cid in ids or not wanted(c):
+                    continue
+                if cid in stored or (
+                    baseline is not None and _finished_after(client, cid, baseline)
+                ):
+                    ids.append(cid)
             return _Listed(tuple(ids), initial, gone=tuple(sorted(stored - everything)))
 
         me = self.actor_ref
@@ -382,6 +388,16 @@ class Follow(Actor):
     def _tell_subscriber(self, message: Any) -> None:
         with contextlib.suppress(pykka.ActorDeadError):
             self._request.subscriber.tell(message)
+
+
+def _finished_after(client: APIClient, cid: str, ns: int) -> bool:
+    """Did the stopped container ``cid`` run after ``ns`` (its ``FinishedAt``)?"""
+    try:
+        state = InspectContainer(cid).execute(client).get("State") or {}
+    except Exception:  # gone meanwhile: nothing to read
+        return False
+    finished = str(state.get("FinishedAt") or _NEVER)
+    return not finished.startswith("0001-") and parse_timestamp(finished.encode()) >= ns
 
 
 @attrs.frozen

@@ -1,0 +1,101 @@
+"""JSON and text records: exact fields, and reading them back into positions."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from actorpool.cli.records import RecordEncoder, format_time, replay
+from actorpool.logs.cursors import advance
+from actorpool.messages import LogLine, LogPosition, LogStreamStarted
+from actorpool.transport.frames import parse_timestamp
+
+CID = "c" * 64
+META = LogStreamStarted(CID, "web-1", "nginx:1.27", {"com.docker.compose.project": "shop"})
+
+
+@given(st.integers(0, 4_102_444_800 * 10**9 - 1))
+def test_times_are_rfc3339_with_nanoseconds_and_parse_back_exactly(ns: int) -> None:
+    text = format_time(ns)
+    assert parse_timestamp(text.encode()) == ns
+    seconds = datetime.datetime.fromisoformat(text[:19] + "+00:00").timestamp()
+    assert int(seconds) == ns // 10**9
+
+
+@given(st.text(max_size=50), st.sampled_from(["stdout", "stderr"]), st.booleans())
+def test_a_json_record_holds_every_field_and_any_text(text: str, stream: str, cut: bool) -> None:
+    encoder = RecordEncoder("json", endpoint="edge")
+    encoder.started(META)
+    line = LogLine(stream, 1_700_000_000_123_456_789, text.encode("utf-8", "surrogatepass"), cut)  # type: ignore[arg-type]
+    raw = encoder.encode(CID, [line])
+    assert raw.endswith(b"\n")
+    assert raw.count(b"\n") == 1
+    record = json.loads(raw)
+    expected = {
+        "time": "2023-11-14T22:13:20.123456789Z",
+        "container_id": CID,
+        "container_name": "web-1",
+        "image": "nginx:1.27",
+        "stream": stream,
+        "line": line.text,
+        "labels": {"com.docker.compose.project": "shop"},
+        "endpoint": "edge",
+    }
+    if cut:
+        expected["truncated"] = True
+    assert record == expected
+    assert list(record)[:7] == list(expected)[:7]
+
+
+def test_no_endpoint_field_for_a_single_daemon_and_text_records() -> None:
+    encoder = RecordEncoder("json")
+    encoder.started(META)
+    assert "endpoint" not in json.loads(encoder.encode(CID, [LogLine("stdout", 5, b"x")]))
+    text = RecordEncoder("text", timestamps=True)
+    text.started(META)
+    assert text.encode(CID, [LogLine("stderr", 5, b"hi")]) == (
+        b"1970-01-01T00:00:00.000000005Z web-1 | hi\n"
+    )
+
+
+def _lines(n: int) -> list[LogLine]:
+    # Several lines share a timestamp, both sources interleave.
+    return [
+        LogLine("stdout" if i % 3 else "stderr", 1_000 + i // 4, f"l{i}".encode()) for i in range(n)
+    ]
+
+
+def test_replay_advances_positions_exactly_as_delivery_did_and_cuts_a_torn_record(
+    tmp_path: Path,
+) -> None:
+    encoder = RecordEncoder("json")
+    encoder.started(META)
+    lines = _lines(40)
+    path = tmp_path / "out.jsonl"
+    head, tail = encoder.encode(CID, lines[:17]), encoder.encode(CID, lines[17:])
+    path.write_bytes(head + tail + encoder.encode(CID, [LogLine("stdout", 9_999, b"torn")])[:-9])
+    cursors: dict[str, tuple[int, int]] = {}
+    advance(cursors, lines[:17])
+    saved = {CID: LogPosition.from_cursors(cursors), "other": LogPosition((1, 1), None)}
+    replayed = replay(path, len(head), saved)
+    advance(cursors, lines[17:])
+    assert replayed.positions == {CID: LogPosition.from_cursors(cursors), "other": saved["other"]}
+    assert replayed.records == 23
+    assert replayed.end == len(head) + len(tail) == path.stat().st_size
+    assert replayed.torn > 0
+
+
+def test_replay_refuses_a_line_that_is_not_a_record(tmp_path: Path) -> None:
+    path = tmp_path / "out.jsonl"
+    encoder = RecordEncoder("json")
+    encoder.started(META)
+    good = encoder.encode(CID, _lines(2))
+    path.write_bytes(good + b"hello world\n")
+    with pytest.raises(ValueError, match=f"byte {len(good)} is not a JSON log record"):
+        replay(path, 0, {})
+    assert path.read_bytes() == good + b"hello world\n"
