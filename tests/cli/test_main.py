@@ -312,7 +312,7 @@ def test_monitor_follows_containers_started_before_and_after_it(
     before, after, quitter = unique("before"), unique("after"), unique("quitter")
     make_container(ticker_cmd("tick-before"), name=before, labels={"t": label})
     monitor = CliProcess(
-        "monitor", "--duration", "6", "--summary-interval", "1",
+        "monitor", "--duration", "120", "--summary-interval", "1",
         "--filter", f"label=t={label}", "--metrics", "127.0.0.1:0",
         host=sandbox.url,
     )  # fmt: skip
@@ -321,9 +321,13 @@ def test_monitor_follows_containers_started_before_and_after_it(
     monitor.wait_for(monitor.out, rf"^{before} \| tick-before \d+$", timeout=10)
     make_container(ticker_cmd("tick-after"), name=after, labels={"t": label})
     make_container(["sh", "-c", "echo bye; exit 3"], name=quitter, labels={"t": label})
-    monitor.wait_for(monitor.err, rf"^{quitter} +\| -- log stream ended \(exited 3\)$", 10)
-    assert monitor.finish(timeout=20) == 0, "\n".join(monitor.err)
-    assert any(re.match(rf"^{after} +\| tick-after \d+$", line) for line in monitor.out)
+    monitor.wait_for(monitor.err, rf"^{quitter} +\| -- log stream ended \(exited 3\)$", 20)
+    # Each condition is awaited with a deadline, then the monitor is asked to stop
+    # (SIGTERM: an orderly stop, exit 0): no fixed run time for a loaded machine to outrun.
+    monitor.wait_for(monitor.out, rf"^{after} +\| tick-after \d+$", timeout=20)
+    monitor.wait_for(monitor.err, r"^actorpool health:", timeout=20)
+    monitor.proc.terminate()
+    assert monitor.finish(timeout=30) == 0, "\n".join(monitor.err)
     summaries = [line for line in monitor.err if line.startswith("actorpool health:")]
     assert summaries, monitor.err
     # One log stream per followed container, one event stream for the filter: apart.
@@ -346,12 +350,20 @@ def test_monitor_does_not_follow_excluded_containers(
     )
     make_container(ticker_cmd("tick-shown"), name=shown, labels={"t": label})
     monitor = CliProcess(
-        "monitor", "--duration", "3", "--filter", f"label=t={label}", "--metrics", "127.0.0.1:0",
-        "--exclude", "label=io.actorpool.agent", host=sandbox.url,
+        "monitor", "--duration", "120", "--filter", f"label=t={label}",
+        "--metrics", "127.0.0.1:0", "--exclude", "label=io.actorpool.agent", host=sandbox.url,
     )  # fmt: skip
     cli_processes.append(monitor)
     monitor.wait_for(monitor.out, rf"^{shown} \| tick-shown \d+$", timeout=15)
-    assert monitor.finish(timeout=20) == 0, "\n".join(monitor.err)
+    # Both containers were running before the monitor started: a followed one would be
+    # printing by the time the shown one has printed three ticks.
+    wait_until(
+        lambda: sum(line.startswith(f"{shown} |") for line in list(monitor.out)) >= 3,
+        15,
+        message="three lines of the shown container",
+    )
+    monitor.proc.terminate()
+    assert monitor.finish(timeout=30) == 0, "\n".join(monitor.err)
     assert not any("tick-hidden" in line for line in monitor.out)
 
 
