@@ -48,6 +48,7 @@ import os
 import queue
 import signal
 import socket
+import stat
 import sys
 import threading
 import time
@@ -91,6 +92,7 @@ from actorpool.cli.sandbox import start_demo, start_demo_containers, start_sandb
 from actorpool.cli.writer import TICK, LogWriter
 from actorpool.config import (
     DEFAULT_MONITOR_LISTEN,
+    DEFAULT_SOCKET,
     Config,
     config_to_dict,
     load_config,
@@ -170,11 +172,25 @@ def _without_metrics(config: Config) -> Config:
     return attrs.evolve(config, monitoring=attrs.evolve(config.monitoring, enabled=False))
 
 
-def _check_reachable(config: Config, timeout: float = PING_TIMEOUT) -> None:
+def _address_origin(args: argparse.Namespace, config: Config) -> str:
+    """Where the daemon address came from, named as the user wrote it."""
+    if args.host:
+        return "-H"
+    url = config.pool.socket_path
+    with contextlib.suppress(ConfigError):
+        if url == normalize_socket_path(os.environ.get("DOCKER_HOST"), "DOCKER_HOST"):
+            return "DOCKER_HOST"
+    return "docker.pool.socket_path" if url != DEFAULT_SOCKET else "the default address"
+
+
+def _check_reachable(
+    config: Config, args: argparse.Namespace, timeout: float = PING_TIMEOUT
+) -> None:
     """Ping the daemon once, directly; raise ``CliError`` (exit 3) saying why it failed."""
     from actorpool.transport.client import make_client
 
     url = config.pool.socket_path
+    origin = _address_origin(args, config)
     try:
         client = make_client(config, timeout=timeout)
         try:
@@ -182,11 +198,40 @@ def _check_reachable(config: Config, timeout: float = PING_TIMEOUT) -> None:
         finally:
             client.close()
     except Exception as exc:
-        msg = (
-            f"cannot reach Docker at {url}: {_unreachable_reason(exc, timeout)} — is the daemon "
-            "running? set DOCKER_HOST, -H or docker.pool.socket_path"
+        # connect() to a path that is no socket says "connection refused": say what it is.
+        problem = _socket_file_problem(url, origin)
+        msg = f"cannot reach Docker at {url} ({origin}): " + (
+            problem
+            or f"{_unreachable_reason(exc, timeout)} — is the daemon running? set -H, "
+            "DOCKER_HOST or docker.pool.socket_path"
         )
         raise CliError(msg, EXIT_UNREACHABLE) from exc
+
+
+def _socket_file_problem(url: str, origin: str) -> str | None:
+    """What is wrong with a ``unix://`` address's file, or ``None`` (tcp, or a socket)."""
+    if not url.startswith("unix://"):
+        return None
+    path = url.removeprefix("unix://")
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        where = (
+            "set -H, DOCKER_HOST or docker.pool.socket_path"
+            if "default" in origin
+            else (f"is {origin} right?")
+        )
+        return f"no such file {path} — is the daemon running? {where}"
+    except PermissionError:
+        return f"permission denied on {path} — run as root or as a member of its group"
+    except OSError as error:
+        return f"{path}: {error.strerror}"
+    if not stat.S_ISSOCK(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "a file" if stat.S_ISREG(mode) else "other"
+        return f"{path} is not a socket ({kind}) — {origin} must name the daemon's socket"
+    if not os.access(path, os.R_OK | os.W_OK):
+        return f"permission denied on {path} — run as root or as a member of its group"
+    return None
 
 
 def _unreachable_reason(exc: BaseException, timeout: float) -> str:
@@ -323,7 +368,7 @@ def _container_ref(value: str) -> str:
 
 def _cmd_ps(args: argparse.Namespace) -> int:
     config = _without_metrics(resolve_config(args))
-    _check_reachable(config)
+    _check_reachable(config, args)
     with _pool(config) as pool:
         request = ListContainers(all=args.all, filters=_filters(args.filter))
         containers: list[dict[str, Any]] = _ask(pool, request)
@@ -363,7 +408,7 @@ def _inspect_all(pool: actorpool.Pool, refs: Sequence[str]) -> dict[str, LogStre
 def _cmd_logs(args: argparse.Namespace) -> int:
     refs = [_container_ref(ref) for ref in args.containers]
     config = _without_metrics(resolve_config(args))
-    _check_reachable(config)
+    _check_reachable(config, args)
     output = Output(prefix=len(refs) > 1, timestamps=args.timestamps)
     with _pool(config) as pool:
         found = _inspect_all(pool, refs)
@@ -413,7 +458,7 @@ def _cmd_logs(args: argparse.Namespace) -> int:
 
 def _cmd_health(args: argparse.Namespace) -> int:
     config = _without_metrics(resolve_config(args))
-    _check_reachable(config)
+    _check_reachable(config, args)
     with _pool(config) as pool:
         # The pool's own health checks run every health_check_interval; one ping per
         # connection (sent together, so each idle connection takes one) checks them now.
@@ -520,7 +565,7 @@ def _run_monitor(
         url = start_sandbox(output, cleanup)
         config = attrs.evolve(config, pool=attrs.evolve(config.pool, socket_path=url))
     else:
-        _check_reachable(config)
+        _check_reachable(config, args)
     signals.check()
 
     unknown: queue.Queue[str] = queue.Queue()

@@ -441,7 +441,11 @@ def test_monitor_never_starts_a_daemon_unless_asked() -> None:
     if not Path("/var/run/docker.sock").exists():  # this machine and CI: no system daemon
         assert result.returncode == 3
         line = assert_one_line_error(result.stderr)
-        assert "cannot reach Docker at unix:///var/run/docker.sock: no such socket" in line
+        assert line == (
+            "actorpool: cannot reach Docker at unix:///var/run/docker.sock (the default "
+            "address): no such file /var/run/docker.sock — is the daemon running? set -H, "
+            "DOCKER_HOST or docker.pool.socket_path"
+        )
 
 
 def test_sandbox_command_prints_docker_host_and_removes_everything_on_sigterm(
@@ -592,9 +596,29 @@ def test_health_with_an_unreachable_host_exits_3_with_one_line(
     assert result.returncode == 3
     line = assert_one_line_error(result.stderr)
     assert line == (
-        f"actorpool: cannot reach Docker at unix://{tmp_path}/nope.sock: no such socket — is "
-        "the daemon running? set DOCKER_HOST, -H or docker.pool.socket_path"
+        f"actorpool: cannot reach Docker at unix://{tmp_path}/nope.sock (-H): no such file "
+        f"{tmp_path}/nope.sock — is the daemon running? is -H right?"
     )
+
+
+@pytest.mark.parametrize(("target", "what"), [("file", "a file"), ("directory", "a directory")])
+def test_an_address_that_is_no_socket_says_so_and_names_where_it_came_from(
+    tmp_path: Path, target: str, what: str
+) -> None:
+    path = tmp_path / target
+    if target == "file":
+        path.write_text("not a socket\n")
+    else:
+        path.mkdir()
+    for how, host in (("-H", None), ("DOCKER_HOST", f"unix://{path}")):
+        args = ("-H", f"unix://{path}") if how == "-H" else ()
+        result = run_cli("ps", *args, host=host)
+        assert result.returncode == 3
+        line = assert_one_line_error(result.stderr)
+        assert line == (
+            f"actorpool: cannot reach Docker at unix://{path} ({how}): {path} is not a socket "
+            f"({what}) — {how} must name the daemon's socket"
+        )
 
 
 # --------------------------------------------------------------------------- config
