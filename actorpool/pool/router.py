@@ -388,12 +388,22 @@ class RouterActor(Actor):
         self._dispatch()
 
     def _no_connection_error(self) -> NoHealthyConnections:
+        # Each connection is refused for one reason: failed health checks, or (healthy) an
+        # open breaker. "2 of 2 healthy" alone read as if the pool were fine.
+        now = time.monotonic()
         total = len(self._slots)
-        healthy = sum(s.healthy for s in self._slots.values())
+        unhealthy = sum(not s.healthy for s in self._slots.values())
+        tripped = sum(s.healthy and not s.breaker.admits(now) for s in self._slots.values())
+        why = [f"{unhealthy} of {total} unhealthy"] if unhealthy else []
+        if tripped:
+            wait = self._config.circuit_breaker.timeout
+            why.append(
+                f"{tripped} of {total} with an open circuit breaker, half-open within {wait:g}s"
+            )
         return NoHealthyConnections(
-            f"no connection can take the call: {healthy} of {total} healthy, the rest unhealthy "
-            f"or with an open circuit breaker (daemon at {self._config.pool.socket_path}); "
-            "check that the daemon is up, the pool recovers on its own"
+            f"no connection can take the call: {', '.join(why) or f'none of {total} usable'} "
+            f"(daemon at {self._config.pool.socket_path}); check that the daemon is up, the "
+            "pool recovers on its own"
         )
 
     def _pick(self, pending: _Pending, now: float) -> Slot | None:

@@ -133,15 +133,39 @@ def classify(exc: BaseException, *, target: str, what: str) -> Verdict:
             counts=True,
         )
     if isinstance(exc, (_CONNECTION, docker.errors.DockerException)):
-        return Verdict(
-            DockerUnavailable(
+        if not _from_the_wire(exc):
+            # Raised by the caller's own code (an Execute function), not by a socket: treated
+            # as a lost connection, but no advice about a daemon that may be fine.
+            message = f"{what}: {_root_message(exc)} ({type(exc).__name__} raised by the call)"
+        else:
+            message = (
                 f"{what}: cannot reach Docker at {target}: {_root_message(exc)} — is the daemon "
                 "running? set DOCKER_HOST or docker.pool.socket_path"
-            ),
-            retryable=True,
-            counts=True,
-        )
+            )
+        return Verdict(DockerUnavailable(message), retryable=True, counts=True)
     return Verdict(exc, retryable=False, counts=False)
+
+
+def _from_the_wire(exc: BaseException) -> bool:
+    """Whether a socket or HTTP failure is anywhere in ``exc``'s chain (args, causes, reason)."""
+    seen: list[BaseException] = []
+    todo = [exc]
+    while todo:
+        cur = todo.pop()
+        if any(cur is s for s in seen):
+            continue
+        seen.append(cur)
+        if isinstance(cur, urllib3.exceptions.HTTPError):
+            return True
+        # requests' own errors are OSErrors too (RequestException subclasses IOError).
+        if isinstance(cur, OSError) and not isinstance(cur, requests.exceptions.RequestException):
+            return True
+        todo.extend(a for a in getattr(cur, "args", ()) if isinstance(a, BaseException))
+        todo.extend(c for c in (cur.__cause__, cur.__context__) if c is not None)
+        reason = getattr(cur, "reason", None)
+        if isinstance(reason, BaseException):
+            todo.append(reason)
+    return False
 
 
 def _root_message(exc: BaseException) -> str:

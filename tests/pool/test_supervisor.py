@@ -64,7 +64,7 @@ def test_paused_daemon_calls_end_by_deadline_then_the_pool_recovers(
                 assert error in (RequestTimeout, NoHealthyConnections), error
                 assert took < deadline + 0.5, f"a call outlived its deadline: {took:.2f}s"
             wait_until(lambda: status(pool).healthy == 0, timeout=10)
-            with pytest.raises(NoHealthyConnections, match="0 of 4 healthy"):
+            with pytest.raises(NoHealthyConnections, match="4 of 4 unhealthy"):
                 pool.router.ask(Ping(timeout=2))
             assert status(pool).degraded
         finally:
