@@ -2,7 +2,9 @@
 
 Every option lives under the root key ``docker`` in one of eight sections
 (``pool``, ``api``, ``performance``, ``circuit_breaker``, ``rate_limit``,
-``monitoring``, ``streams``, ``health``). Each section is a frozen attrs class whose
+``monitoring``, ``streams``, ``health``), plus ``endpoints``: named daemons,
+each with its own pool (:class:`EndpointConfig`; none means one endpoint named
+``default`` at ``docker.pool.socket_path``). Each section is a frozen attrs class whose
 validators raise :class:`~actorpool.errors.ConfigError` naming the full key
 path, the value and the rule, so ``attrs.evolve(cfg.pool, min_pool_size=0)``
 fails as clearly as a bad YAML file does. Durations are stored as float
@@ -34,11 +36,13 @@ from actorpool.observe.log import redact_text
 from actorpool.observe.metrics import parse_listen
 
 __all__ = [
+    "DEFAULT_ENDPOINT",
     "DEFAULT_MONITOR_LISTEN",
     "DEFAULT_SOCKET",
     "ApiConfig",
     "CircuitBreakerConfig",
     "Config",
+    "EndpointConfig",
     "HealthConfig",
     "MonitoringConfig",
     "PerformanceConfig",
@@ -57,6 +61,14 @@ logger = logging.getLogger(__name__)
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 """The daemon address used when neither the file nor ``DOCKER_HOST`` gives one."""
 
+DEFAULT_ENDPOINT = "default"
+"""The name of the one endpoint of a configuration without ``docker.endpoints``."""
+
+_ENDPOINT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+_ENDPOINT_RULE = (
+    "must be an endpoint name: 1-64 letters, digits, '_', '.', ':' or '-', "
+    "starting with a letter or digit"
+)
 _NUMBER = r"(?:\d+(?:\.\d+)?|\.\d+)"
 _BARE_SECONDS = re.compile(rf"^{_NUMBER}$")
 _COMPOUND = re.compile(rf"^(?:\s*{_NUMBER}\s*(?:ms|h|m|s))+$")
@@ -201,9 +213,13 @@ class _Section:
 
     _path: ClassVar[str]
 
+    def key_path(self) -> str:
+        """Where this section lives in the YAML document (named in errors)."""
+        return type(self)._path
+
 
 def _key(inst: _Section, attr: attrs.Attribute[Any]) -> str:
-    return f"{type(inst)._path}.{attr.name}"
+    return f"{inst.key_path()}.{attr.name}"
 
 
 def _seconds(value: object) -> Any:
@@ -503,6 +519,59 @@ class HealthConfig(_Section):
             raise _fail(f"{self._path}.ping_weight", "at least one check weight must be > 0", 0)
 
 
+def _endpoint_name(inst: _Section, attr: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not _ENDPOINT_NAME.match(value):
+        raise _fail("docker.endpoints", _ENDPOINT_RULE, value)
+
+
+def _optional(check: _Validator) -> _Validator:
+    def optional(inst: _Section, attr: attrs.Attribute[Any], value: object) -> None:
+        if value is not None:
+            check(inst, attr, value)
+
+    return optional
+
+
+@attrs.frozen
+class EndpointConfig(_Section):
+    """``docker.endpoints.NAME``: one daemon of several, with its own pool.
+
+    Only ``host`` is required. Every other key left out (``None``) takes the
+    value of ``docker.api`` (version, TLS) or ``docker.pool`` (sizes); every
+    other option (retries, breakers, rate limit, streams...) is the same for
+    all endpoints, but each endpoint applies it to its own pool.
+    """
+
+    _path: ClassVar[str] = "docker.endpoints"
+
+    name: str = attrs.field(validator=_endpoint_name)
+    host: str = attrs.field(converter=_socket, validator=_socket_url)
+    version: str | None = attrs.field(default=None, validator=_optional(_api_version))
+    tls_verify: bool | None = attrs.field(default=None, validator=_optional(_boolean))
+    tls_ca_cert: str | None = attrs.field(default=None, validator=_existing_file)
+    tls_client_cert: str | None = attrs.field(default=None, validator=_existing_file)
+    tls_client_key: str | None = attrs.field(default=None, validator=_existing_file)
+    min_pool_size: int | None = attrs.field(default=None, validator=_optional(_integer(1)))
+    initial_pool_size: int | None = attrs.field(default=None, validator=_optional(_integer(1)))
+    max_pool_size: int | None = attrs.field(default=None, validator=_optional(_integer(1)))
+
+    def key_path(self) -> str:
+        return f"{self._path}.{self.name}"
+
+    def apply(self, pool: PoolConfig, api: ApiConfig) -> tuple[PoolConfig, ApiConfig]:
+        """``docker.pool`` and ``docker.api`` with this endpoint's keys put in."""
+        sizes = ("min_pool_size", "initial_pool_size", "max_pool_size")
+        tls = ("version", "tls_verify", "tls_ca_cert", "tls_client_cert", "tls_client_key")
+        pool_changes: dict[str, Any] = {k: getattr(self, k) for k in sizes}
+        api_changes: dict[str, Any] = {k: getattr(self, k) for k in tls}
+        pool_changes = {k: v for k, v in pool_changes.items() if v is not None}
+        api_changes = {k: v for k, v in api_changes.items() if v is not None}
+        return (
+            attrs.evolve(pool, socket_path=self.host, **pool_changes),
+            attrs.evolve(api, **api_changes),
+        )
+
+
 _SECTIONS: dict[str, type[Any]] = {
     "pool": PoolConfig,
     "api": ApiConfig,
@@ -513,6 +582,21 @@ _SECTIONS: dict[str, type[Any]] = {
     "streams": StreamsConfig,
     "health": HealthConfig,
 }
+
+
+def _to_tuple(value: Any) -> tuple[Any, ...]:
+    return tuple(value)
+
+
+def _endpoint_list(inst: _Section, attr: attrs.Attribute[Any], value: object) -> None:
+    """``Config.endpoints``: endpoint configurations with distinct names."""
+    seen: set[str] = set()
+    for endpoint in value if isinstance(value, tuple) else ():
+        if not isinstance(endpoint, EndpointConfig):
+            raise _fail("docker.endpoints", "must hold EndpointConfig entries", endpoint)
+        if endpoint.name in seen:
+            raise _fail("docker.endpoints", "names must be distinct", endpoint.name)
+        seen.add(endpoint.name)
 
 
 def _section(cls: type[_Section]) -> _Validator:
@@ -549,8 +633,21 @@ class Config(_Section):
     )
     streams: StreamsConfig = attrs.field(factory=StreamsConfig, validator=_section(StreamsConfig))
     health: HealthConfig = attrs.field(factory=HealthConfig, validator=_section(HealthConfig))
+    endpoints: tuple[EndpointConfig, ...] = attrs.field(
+        default=(), converter=_to_tuple, validator=_endpoint_list
+    )
 
     def __attrs_post_init__(self) -> None:
+        if self.endpoints:
+            if self.pool.socket_path != DEFAULT_SOCKET:
+                rule = "cannot be set together with docker.endpoints; give each endpoint its host"
+                raise _fail("docker.pool.socket_path", rule, self.pool.socket_path)
+            for endpoint in self.endpoints:
+                self.for_endpoint(endpoint.name)  # validates the combination
+            return
+        self._check_tls()
+
+    def _check_tls(self) -> None:
         if self.api.uses_tls and not self.pool.is_tcp:
             set_ = [a.name for a in attrs.fields(ApiConfig) if a.name.startswith("tls_")]
             name = next(n for n in set_ if getattr(self.api, n) not in (None, False))
@@ -559,6 +656,33 @@ class Config(_Section):
                 f"{self.pool.socket_path!r}; remove the TLS options or use tcp://host:port"
             )
             raise _fail(f"docker.api.{name}", rule, getattr(self.api, name))
+
+    @property
+    def endpoint_names(self) -> tuple[str, ...]:
+        """The endpoints' names in configuration order (``("default",)`` without endpoints)."""
+        return tuple(e.name for e in self.endpoints) or (DEFAULT_ENDPOINT,)
+
+    def for_endpoint(self, name: str) -> Config:
+        """The single-endpoint configuration one endpoint's pool runs with.
+
+        ``docker.pool`` and ``docker.api`` with the endpoint's host, version, TLS
+        and pool sizes put in; every other section as it is.
+
+        Raises:
+            ConfigError: No endpoint of that name, or the combination is invalid
+                (e.g. TLS options for a unix socket); the message names the endpoint.
+        """
+        if not self.endpoints and name == DEFAULT_ENDPOINT:
+            return self
+        endpoint = next((e for e in self.endpoints if e.name == name), None)
+        if endpoint is None:
+            names = ", ".join(map(repr, self.endpoint_names))
+            raise ConfigError(f"docker.endpoints: no endpoint named {name!r}; known: {names}")
+        try:
+            pool, api = endpoint.apply(self.pool, self.api)
+            return attrs.evolve(self, pool=pool, api=api, endpoints=())
+        except ConfigError as exc:
+            raise ConfigError(f"{endpoint.key_path()}: {exc}") from exc
 
     @classmethod
     def default(cls, *, environ: Mapping[str, str] | None = None) -> Config:
@@ -588,6 +712,30 @@ class Config(_Section):
         return config
 
 
+def _endpoints(value: object, problems: list[ConfigError]) -> tuple[EndpointConfig, ...]:
+    entries = _mapping(value, "docker.endpoints", problems)
+    valid = [a.name for a in attrs.fields(EndpointConfig) if a.name != "name"]
+    result = []
+    for name, keys in entries.items():
+        if not isinstance(name, str) or not _ENDPOINT_NAME.match(name):
+            problems.append(_fail("docker.endpoints", _ENDPOINT_RULE, name))
+            continue
+        path = f"docker.endpoints.{name}"
+        values = dict(_mapping(keys, path, problems))
+        before = len(problems)
+        _check_keys(values, valid, path, f"{path}.", problems)
+        if "host" not in values:
+            message = f"{path}.host: is required (the daemon address of this endpoint)"
+            problems.append(ConfigError(message, key_path=f"{path}.host"))
+        if len(problems) > before:
+            continue
+        try:
+            result.append(EndpointConfig(name=name, **values))
+        except ConfigError as error:
+            problems.append(error)
+    return tuple(result)
+
+
 def _build(
     data: Mapping[str, Any] | None, environ: Mapping[str, str], problems: list[ConfigError]
 ) -> Config | None:
@@ -596,12 +744,15 @@ def _build(
     root = _mapping(data, "the configuration root", problems)
     _check_keys(root, ["docker"], "the configuration root", "", problems)
     docker = _mapping(root.get("docker"), "docker", problems)
-    _check_keys(docker, list(_SECTIONS), "docker", "docker.", problems)
+    _check_keys(docker, [*_SECTIONS, "endpoints"], "docker", "docker.", problems)
+    endpoints = _endpoints(docker.get("endpoints"), problems)
+    # DOCKER_HOST names the one daemon of a configuration without endpoints.
+    environ = {} if docker.get("endpoints") else environ
     sections = {name: _section_of(name, docker.get(name), environ, problems) for name in _SECTIONS}
     if len(problems) > before:
         return None
     try:
-        return Config(**sections)
+        return Config(**sections, endpoints=endpoints)
     except ConfigError as error:
         problems.append(error)
         return None
@@ -795,6 +946,11 @@ def config_to_dict(config: Config) -> dict[str, Any]:
     Durations are float seconds; TLS options are the paths, never the files' contents.
     ``Config.from_mapping(config_to_dict(c)) == c``.
     """
-    return {
-        "docker": {name: attrs.asdict(getattr(config, name), recurse=False) for name in _SECTIONS}
+    docker: dict[str, Any] = {
+        name: attrs.asdict(getattr(config, name), recurse=False) for name in _SECTIONS
     }
+    docker["endpoints"] = {
+        e.name: {k: v for k, v in attrs.asdict(e).items() if k != "name" and v is not None}
+        for e in config.endpoints
+    }
+    return {"docker": docker}

@@ -8,6 +8,9 @@ bound to a client), so they can cross actor boundaries and be pickled.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from pykka import ActorDeadError, Timeout
 
 __all__ = [
@@ -17,6 +20,8 @@ __all__ = [
     "Conflict",
     "DockerError",
     "DockerUnavailable",
+    "EndpointRequired",
+    "FanOutError",
     "NoHealthyConnections",
     "NotFound",
     "PoolExhausted",
@@ -27,6 +32,7 @@ __all__ = [
     "RetriesExhausted",
     "StreamError",
     "TooManyStreams",
+    "UnknownEndpoint",
     "UnknownMessage",
 ]
 
@@ -159,3 +165,46 @@ class PositionError(ActorPoolError, ValueError):
     (or the value) and what is wrong, so the user decides (the CLI's way out
     is ``--reset-positions``).
     """
+
+
+class UnknownEndpoint(ActorPoolError, ValueError):
+    """A message names an endpoint the pool does not have (see ``docker.endpoints``)."""
+
+
+class EndpointRequired(ActorPoolError, ValueError):
+    """The pool has several endpoints and the request is about one object: name its endpoint.
+
+    Container ids are unique per daemon only, so actorpool never guesses which
+    daemon a ``container`` means; list-like requests fan out instead.
+    """
+
+
+class FanOutError(ActorPoolError):
+    """Some endpoints of a fan-out failed; the live endpoints' answers are in :attr:`partial`.
+
+    A fan-out (a list-like request with ``endpoint=None`` on a pool of several
+    endpoints) ends by its deadline whatever the endpoints do. When every
+    endpoint answered, the caller gets the plain result; when some failed or
+    did not answer in time, this error, carrying both halves.
+
+    Attributes:
+        partial: What the endpoints that answered returned, combined exactly as
+            the full result would be (one merged list for ``ListContainers`` and
+            ``ListImages``, a mapping endpoint -> result for the others).
+        failures: Endpoint name -> the error it gave (``RequestTimeout`` for one
+            that did not answer by the deadline).
+    """
+
+    def __init__(self, message: str, *, partial: Any, failures: Mapping[str, BaseException]):
+        super().__init__(message)
+        self.partial = partial
+        self.failures = dict(failures)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_fan_out_error, (str(self), self.partial, self.failures))
+
+
+def _rebuild_fan_out_error(
+    message: str, partial: Any, failures: Mapping[str, BaseException]
+) -> FanOutError:
+    return FanOutError(message, partial=partial, failures=failures)

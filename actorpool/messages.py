@@ -6,6 +6,18 @@ inside an actor. Requests know how to run themselves on a docker-py
 ``APIClient`` (:meth:`Request.execute`); only a connection actor ever calls
 that, with the client it owns. Replies are the Docker API's JSON (dicts and
 lists) or frozen attrs records: nothing in a reply refers to a client.
+
+Endpoints: every request takes ``endpoint=`` (a name from ``docker.endpoints``).
+A pool of one endpoint needs none. On a pool of several, a request about one
+object (a container, an ``Execute``) must name its endpoint (else
+:class:`~actorpool.errors.EndpointRequired`: ids are unique per daemon only,
+so actorpool never guesses); a request whose class has ``fan_out`` set
+(``ListContainers``, ``ListImages``, ``Info``, ``Version``, ``Ping``,
+``PoolStatus``, ``StreamStats``) goes to every endpoint when ``endpoint`` is
+``None``: ``"merge"`` replies one list whose items carry an ``"Endpoint"``
+key, ``"map"`` a mapping endpoint name -> reply. Streams say where they come
+from: :class:`LogChunk`, :class:`LogStreamEnded`, :class:`LogStreamError`,
+:class:`DockerEvent` and :class:`HealthAlert` carry their ``endpoint``.
 """
 
 from __future__ import annotations
@@ -59,6 +71,8 @@ __all__ = [
     "Version",
 ]
 
+# An endpoint name, as docker.endpoints allows it (the pool checks that it exists).
+_ENDPOINT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 # A container reference: a full or short hex id, or a name as Docker allows it.
 _CONTAINER_REF = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$")
 
@@ -138,6 +152,34 @@ def _since(_inst: object, attr: attrs.Attribute[Any], value: object) -> None:
         raise ValueError(msg)
 
 
+def _endpoint(_inst: object, attr: attrs.Attribute[Any], value: object) -> None:
+    if value is None or (isinstance(value, str) and _ENDPOINT_NAME.match(value)):
+        return
+    msg = f"{attr.name} must be None or an endpoint name from docker.endpoints, got {value!r}"
+    raise ValueError(msg)
+
+
+def _endpoint_names(value: object) -> Any:
+    # One name may be given as a string; the tuple keeps the message immutable.
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list | tuple | set | frozenset):
+        return tuple(value)
+    return value
+
+
+def _endpoint_tuple(inst: object, attr: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, tuple) or not value:
+        msg = f"{attr.name} must be None (every endpoint) or endpoint names, got {value!r}"
+        raise ValueError(msg)
+    for name in value:
+        if name is None:
+            raise ValueError(f"{attr.name} must not contain None, got {value!r}")
+        _endpoint(inst, attr, name)
+
+
 def _actor_ref(_inst: object, attr: attrs.Attribute[Any], value: object) -> None:
     if not (hasattr(value, "tell") and hasattr(value, "actor_inbox")):
         msg = f"{attr.name} must be a pykka ActorRef (the subscriber actor), got {value!r}"
@@ -151,10 +193,15 @@ class Request:
     Attributes:
         timeout: The request's deadline in seconds from when the router gets it;
             ``None`` means ``docker.api.timeout``. Retries never go past it.
+        endpoint: Which endpoint (``docker.endpoints``) runs it; see the module docstring.
+        fan_out: ``"merge"`` or ``"map"`` when ``endpoint=None`` on a pool of several
+            endpoints asks every endpoint; ``""`` when the request needs an endpoint.
     """
 
     operation: ClassVar[str] = "request"
+    fan_out: ClassVar[str] = ""
     timeout: float | None = attrs.field(default=None, validator=_positive_timeout, kw_only=True)
+    endpoint: str | None = attrs.field(default=None, validator=_endpoint, kw_only=True)
 
     def execute(self, client: APIClient) -> Any:
         """Run the request on ``client``; called only by the connection actor that owns it."""
@@ -166,6 +213,7 @@ class Ping(Request):
     """Check that the daemon answers. Replies ``True``."""
 
     operation: ClassVar[str] = "ping"
+    fan_out: ClassVar[str] = "map"
 
     def execute(self, client: APIClient) -> bool:
         # docker-py's ping() is True exactly when the body is "OK".
@@ -180,6 +228,7 @@ class Version(Request):
     """The daemon's version record (``GET /version``)."""
 
     operation: ClassVar[str] = "version"
+    fan_out: ClassVar[str] = "map"
 
     def execute(self, client: APIClient) -> dict[str, Any]:
         return dict(direct.get(client, "/version", fallback=client.version))
@@ -190,6 +239,7 @@ class Info(Request):
     """System-wide information (``GET /info``)."""
 
     operation: ClassVar[str] = "info"
+    fan_out: ClassVar[str] = "map"
 
     def execute(self, client: APIClient) -> dict[str, Any]:
         return dict(direct.get(client, "/info", fallback=client.info))
@@ -206,6 +256,7 @@ class ListContainers(Request):
     """
 
     operation: ClassVar[str] = "list_containers"
+    fan_out: ClassVar[str] = "merge"
     all: bool = attrs.field(default=False, validator=v.instance_of(bool))
     filters: Mapping[str, Any] | None = attrs.field(
         default=None, converter=_freeze_filters, validator=_filters
@@ -295,6 +346,7 @@ class ListImages(Request):
     """List images (``GET /images/json``)."""
 
     operation: ClassVar[str] = "list_images"
+    fan_out: ClassVar[str] = "merge"
     all: bool = attrs.field(default=False, validator=v.instance_of(bool))
 
     def execute(self, client: APIClient) -> list[dict[str, Any]]:
@@ -325,6 +377,9 @@ class Execute(Request):
 @attrs.frozen
 class PoolStatus:
     """Ask the router for a :class:`PoolStatusReport`. Answered by the router itself."""
+
+    fan_out: ClassVar[str] = "map"
+    endpoint: str | None = attrs.field(default=None, validator=_endpoint, kw_only=True)
 
 
 @attrs.frozen
@@ -389,6 +444,9 @@ class ScalingDecision:
 class StreamStats:
     """Ask the stream manager for a :class:`StreamStatsReport`."""
 
+    fan_out: ClassVar[str] = "map"
+    endpoint: str | None = attrs.field(default=None, validator=_endpoint, kw_only=True)
+
 
 @attrs.frozen
 class StreamStatsReport:
@@ -440,6 +498,7 @@ class HealthAlert:
         new: The state now.
         detail: Why, in words.
         time: Unix time of the transition.
+        endpoint: The endpoint whose pool it is.
     """
 
     kind: str
@@ -448,6 +507,7 @@ class HealthAlert:
     new: str
     detail: str = ""
     time: float = 0.0
+    endpoint: str = "default"
 
 
 # --- log streams and events ---------------------------------------------------------------
@@ -467,6 +527,7 @@ class LogChunk:
     lines: tuple[LogLine, ...]
     subscription_id: str = ""
     position: LogPosition | None = None
+    endpoint: str = "default"
 
 
 _COMPOSE_PROJECT: Final = "com.docker.compose.project"
@@ -484,6 +545,7 @@ class LogStreamStarted:
         labels: The container's labels.
         tty: Whether it runs with a TTY (then every line is ``stdout``).
         subscription_id: As on the chunks.
+        endpoint: As on the chunks.
     """
 
     container_id: str
@@ -492,6 +554,7 @@ class LogStreamStarted:
     labels: Mapping[str, str]
     tty: bool = False
     subscription_id: str = ""
+    endpoint: str = "default"
 
     @property
     def compose_project(self) -> str | None:
@@ -530,6 +593,7 @@ class LogStreamEnded:
     reason: str
     subscription_id: str = ""
     exit_code: int | None = None
+    endpoint: str = "default"
 
 
 @attrs.frozen
@@ -539,6 +603,7 @@ class LogStreamError:
     container_id: str
     error: str
     subscription_id: str = ""
+    endpoint: str = "default"
 
 
 @attrs.frozen
@@ -550,11 +615,17 @@ class DockerEvent:
     id: str
     attributes: Mapping[str, str]
     time_ns: int
+    endpoint: str = "default"
 
 
 @attrs.frozen
 class Subscription:
-    """Reply to a subscribe request: keep ``id`` to unsubscribe."""
+    """Reply to a subscribe request: keep ``id`` to unsubscribe.
+
+    An id names its endpoint (``"web1/logs-..."``); a subscription over several
+    endpoints has one id joining theirs with ``+``, and ``Unsubscribe`` of it
+    ends them all.
+    """
 
     id: str
     kind: str
@@ -581,6 +652,7 @@ class SubscribeLogs:
     resume: LogPosition | None = attrs.field(
         default=None, validator=v.optional(v.instance_of(LogPosition))
     )
+    endpoint: str | None = attrs.field(default=None, validator=_endpoint, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
         if self.resume is not None and not self.follow:
@@ -597,11 +669,17 @@ class Unsubscribe:
 
 @attrs.frozen
 class SubscribeEvents:
-    """Send the daemon's events matching ``filters`` to ``subscriber`` as :class:`DockerEvent`."""
+    """Send the daemon's events matching ``filters`` to ``subscriber`` as :class:`DockerEvent`.
+
+    ``endpoints``: the endpoints to cover (a name or several); ``None``, every one.
+    """
 
     subscriber: ActorRef[Any] = attrs.field(validator=_actor_ref)
     filters: Mapping[str, Any] | None = attrs.field(
         default=None, converter=_freeze_filters, validator=_filters
+    )
+    endpoints: tuple[str, ...] | None = attrs.field(
+        default=None, converter=_endpoint_names, validator=_endpoint_tuple, kw_only=True
     )
 
 
@@ -675,6 +753,7 @@ class FollowContainers:
         positions: Continue every container the store knows exactly after its
             position, including containers that exited meanwhile (read to their
             end); the subscriber updates the store as it handles chunks.
+        endpoints: The endpoints to cover (a name or several); ``None``, every one.
     """
 
     subscriber: ActorRef[Any] = attrs.field(validator=_actor_ref)
@@ -692,4 +771,7 @@ class FollowContainers:
     )
     positions: PositionStore | None = attrs.field(
         default=None, validator=_positions, kw_only=True, eq=False
+    )
+    endpoints: tuple[str, ...] | None = attrs.field(
+        default=None, converter=_endpoint_names, validator=_endpoint_tuple, kw_only=True
     )

@@ -1,8 +1,9 @@
 """Starting and stopping a pool: the one object a user holds.
 
-``actorpool.start(config)`` wires the actors together (router, supervisor,
-connections, stream manager) around one scheduler thread and one metrics
-registry, and returns a :class:`Pool`. ``Pool.stop()`` takes everything
+``actorpool.start(config)`` wires the actors of each endpoint together
+(router, supervisor, connections, stream manager) around one scheduler
+thread and one metrics registry, puts a front door before the endpoints'
+routers, and returns a :class:`Pool`. ``Pool.stop()`` takes everything
 down again, so no actor thread outlives the pool.
 """
 
@@ -22,9 +23,10 @@ import pykka
 
 from actorpool.config import Config, load_config
 from actorpool.engine.scheduler import Scheduler
-from actorpool.errors import ConfigError
+from actorpool.errors import ConfigError, EndpointRequired
 from actorpool.messages import PoolStatus, PoolStatusReport
 from actorpool.observe.metrics import MetricsServer, PoolMetrics
+from actorpool.pool.frontdoor import FrontDoor
 from actorpool.pool.health import HealthCheck, default_checks
 from actorpool.pool.protocol import Shutdown, Wire
 from actorpool.pool.router import AlertTarget, RouterActor
@@ -37,15 +39,72 @@ __all__ = ["Pool", "start"]
 logger = logging.getLogger(__name__)
 
 
+class _Endpoint:
+    """One endpoint's own pool: router, supervisor (and its connections), stream manager.
+
+    Nothing is shared with another endpoint but the scheduler thread (whose
+    timers only ``tell``) and the metrics registry, so a dead daemon cannot
+    slow another endpoint's requests.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        config: Config,
+        scheduler: Scheduler,
+        metrics: PoolMetrics,
+        checks: tuple[HealthCheck, ...],
+        alerts: AlertTarget | None,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self.streams: pykka.ActorRef[Any] | None = None
+        self.supervisor: pykka.ActorRef[Any] | None = None
+        self.router: pykka.ActorRef[Any] = RouterActor.start(
+            config, scheduler, metrics, checks, alerts, name
+        )
+        self.streams = StreamManager.start(config, scheduler, metrics, name)
+        self.supervisor = SupervisorActor.start(config, scheduler, self.router, metrics)
+        self.router.tell(Wire(self.supervisor, self.streams))
+        # Answered once the connections are attached (no Docker I/O: clients connect lazily).
+        self.booted = self.supervisor.ask(Bootstrap(), block=False)
+
+    def connection_refs(self, timeout: float) -> dict[str, pykka.ActorRef[Any]]:
+        if self.supervisor is None:
+            return {}
+        refs: dict[str, pykka.ActorRef[Any]] = (
+            self.supervisor.proxy().connection_refs().get(timeout=timeout)
+        )
+        return refs
+
+    def stop(self, deadline: float) -> None:
+        refs: list[pykka.ActorRef[Any]] = []
+        if self.streams is not None:
+            _stop_actor(self.streams, deadline)
+        if self.supervisor is not None:
+            with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
+                refs.extend(self.connection_refs(_left(deadline)).values())
+            _stop_actor(self.supervisor, deadline)
+        _stop_actor(self.router, deadline)
+        for ref in refs:
+            _stop_actor(ref, deadline)
+
+
 class Pool:
     """A running pool. Use :func:`start` to make one.
 
+    A pool has one endpoint (the daemon of ``docker.pool.socket_path``, named
+    ``default``) or several (``docker.endpoints``), each with a pool of its own.
+
     Attributes:
         config: The configuration it runs with.
-        router: The router's ``ActorRef``: ``pool.router.ask(ListContainers())``
-            returns the plain result; ``ask(..., block=False)`` a future whose
-            ``get()`` does. Actors of your own may ``tell``/``ask`` it too.
-        metrics: The pool's Prometheus metrics (its own registry).
+        router: The front door (:class:`~actorpool.pool.frontdoor.FrontDoor`), used like a
+            Pykka ``ActorRef``: ``pool.router.ask(ListContainers())`` returns the plain
+            result; ``ask(..., block=False)`` a future whose ``get()`` does. It sends each
+            message to its endpoint's router, or to every endpoint (a fan-out). Actors of
+            your own may ``tell``/``ask`` it too.
+        metrics: The pool's Prometheus metrics (one registry; every series has an
+            ``endpoint`` label).
         scheduler: The pool's timer thread (actors schedule messages on it).
     """
 
@@ -58,31 +117,36 @@ class Pool:
     ) -> None:
         self.config = config
         monitoring = config.monitoring
+        names = config.endpoint_names
         self.metrics = PoolMetrics(
-            namespace=monitoring.namespace, detailed=monitoring.detailed_metrics
+            namespace=monitoring.namespace, detailed=monitoring.detailed_metrics, endpoint=names[0]
         )
         self.scheduler = Scheduler()
         self._server: MetricsServer | None = None
         self._lock = threading.Lock()
         self._stopped = False
-        warning = tls_warning(config)
-        if warning:
-            logger.warning("%s", warning)
-        checks = (
-            tuple(health_checks) if health_checks is not None else default_checks(config.health)
-        )
-        self.router: pykka.ActorRef[Any] = RouterActor.start(
-            config, self.scheduler, self.metrics, checks, alerts
-        )
+        self._endpoints: dict[str, _Endpoint] = {}
         try:
-            self._streams: pykka.ActorRef[Any] | None = StreamManager.start(
-                config, self.scheduler, self.metrics
+            for name in names:
+                endpoint_config = config.for_endpoint(name)
+                warning = tls_warning(endpoint_config)
+                if warning:
+                    logger.warning("endpoint %s: %s", name, warning)
+                checks = (
+                    tuple(health_checks)
+                    if health_checks is not None
+                    else default_checks(endpoint_config.health)
+                )
+                metrics = self.metrics if name == names[0] else self.metrics.for_endpoint(name)
+                self._endpoints[name] = _Endpoint(
+                    name, endpoint_config, self.scheduler, metrics, checks, alerts
+                )
+            boot_deadline = time.monotonic() + 30
+            for endpoint in self._endpoints.values():
+                endpoint.booted.get(timeout=_left(boot_deadline))
+            self.router = FrontDoor(
+                {name: e.router for name, e in self._endpoints.items()}, config.api.timeout
             )
-            self._supervisor: pykka.ActorRef[Any] = SupervisorActor.start(
-                config, self.scheduler, self.router, self.metrics
-            )
-            self.router.tell(Wire(self._supervisor, self._streams))
-            self._supervisor.ask(Bootstrap(), timeout=30)
             if monitoring.serves:
                 assert monitoring.listen is not None
                 self._server = MetricsServer(self.metrics.registry, monitoring.listen)
@@ -91,26 +155,44 @@ class Pool:
             raise
 
     @property
+    def endpoints(self) -> tuple[str, ...]:
+        """The endpoints' names, in configuration order."""
+        return tuple(self._endpoints)
+
+    @property
     def metrics_address(self) -> tuple[str, int] | None:
         """Where the metrics endpoint listens, or ``None`` when monitoring is off."""
         return None if self._server is None else self._server.address
 
-    def connections(self, timeout: float = 10.0) -> dict[str, pykka.ActorRef[Any]]:
-        """The live connection actors by slot id, for chaos drills and tests.
+    def _endpoint(self, name: str | None) -> _Endpoint:
+        if name is None:
+            if len(self._endpoints) > 1:
+                msg = f"this pool has several endpoints ({', '.join(self._endpoints)}); name one"
+                raise EndpointRequired(msg)
+            return next(iter(self._endpoints.values()))
+        self.router.endpoint(name)  # UnknownEndpoint, with the names
+        return self._endpoints[name]
+
+    def connections(
+        self, timeout: float = 10.0, *, endpoint: str | None = None
+    ) -> dict[str, pykka.ActorRef[Any]]:
+        """The live connection actors of one endpoint by slot id, for chaos drills and tests.
 
         Do not send them messages of your own: a connection actor takes
         requests from the router only.
         """
-        refs: dict[str, pykka.ActorRef[Any]] = (
-            self._supervisor.proxy().connection_refs().get(timeout=timeout)
-        )
-        return refs
+        return self._endpoint(endpoint).connection_refs(timeout)
 
-    def status(self, timeout: float = 10.0) -> PoolStatusReport:
-        """The pool's :class:`PoolStatusReport` (shorthand for ``router.ask(PoolStatus())``)."""
-        report = self.router.ask(PoolStatus(), block=True, timeout=timeout)
+    def status(self, timeout: float = 10.0, *, endpoint: str | None = None) -> PoolStatusReport:
+        """One endpoint's :class:`PoolStatusReport` (``router.ask(PoolStatus(endpoint=...))``)."""
+        name = self._endpoint(endpoint).name
+        report = self.router.ask(PoolStatus(endpoint=name), block=True, timeout=timeout)
         assert isinstance(report, PoolStatusReport)
         return report
+
+    def statuses(self, timeout: float = 10.0) -> dict[str, PoolStatusReport]:
+        """Every endpoint's :class:`PoolStatusReport`, by endpoint name."""
+        return {name: self.status(timeout, endpoint=name) for name in self._endpoints}
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the pool: fail waiting calls with ``PoolStopped``, stop every actor, close clients.
@@ -123,20 +205,13 @@ class Pool:
                 return
             self._stopped = True
         deadline = time.monotonic() + timeout
-        refs: list[pykka.ActorRef[Any]] = []
-        with contextlib.suppress(pykka.ActorDeadError):
-            self.router.tell(Shutdown())
-        for name in ("_streams", "_supervisor"):
-            ref = getattr(self, name, None)
-            if ref is None:
-                continue
-            if name == "_supervisor":
-                with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
-                    refs.extend(ref.proxy().connection_refs().get(timeout=_left(deadline)).values())
-            _stop_actor(ref, deadline)
-        _stop_actor(self.router, deadline)
-        for ref in refs:
-            _stop_actor(ref, deadline)
+        endpoints = list(getattr(self, "_endpoints", {}).values())
+        for endpoint in endpoints:
+            # Every endpoint fails its waiting calls at once, before any is waited for.
+            with contextlib.suppress(pykka.ActorDeadError):
+                endpoint.router.tell(Shutdown())
+        for endpoint in endpoints:
+            endpoint.stop(deadline)
         self.scheduler.stop()
         if self._server is not None:
             self._server.stop()

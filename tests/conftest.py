@@ -18,6 +18,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import docker.errors
@@ -172,6 +173,38 @@ def private_sandbox() -> Iterator[Sandbox]:
         own.cleanup()
 
 
+StartSandboxes = Callable[[int], list[Sandbox]]
+
+
+@pytest.fixture
+def private_sandboxes() -> Iterator[StartSandboxes]:
+    """Factory: ``private_sandboxes(n)`` starts ``n`` private dockerds at once and returns them.
+
+    Each is like ``private_sandbox`` (``live_restore`` on, free to pause, kill
+    or restart); they start in parallel, so n daemons cost about one start.
+    All are cleaned up at teardown, also those of a failed start.
+    """
+    started: list[Sandbox] = []
+    lock = threading.Lock()
+
+    def one() -> Sandbox:
+        sandbox = _new_sandbox(live_restore=True, shared=False)
+        with lock:
+            started.append(sandbox)
+        return sandbox
+
+    def start(n: int) -> list[Sandbox]:
+        with ThreadPoolExecutor(n, thread_name_prefix="sandbox-start") as pool:
+            futures = [pool.submit(one) for _ in range(n)]
+            return [future.result() for future in futures]
+
+    try:
+        yield start
+    finally:
+        for sandbox in started:
+            sandbox.cleanup()
+
+
 @pytest.fixture(autouse=True)
 def _shared_sandbox_guard() -> Iterator[None]:
     # A test that pauses or kills the shared daemon would fail every later test
@@ -290,19 +323,30 @@ def make_config(request: pytest.FixtureRequest) -> MakeConfig:
     differ from production for speed: pool sizes 2/4/8, health checks every
     0.5 s, retries from 0.05 s to 0.5 s, monitoring and rate limiting disabled
     unless a test passes ``monitoring={"enabled": True, ...}`` (likewise
-    ``rate_limit``). ``DOCKER_HOST`` is ignored.
+    ``rate_limit``). ``DOCKER_HOST`` is ignored. ``endpoints={name: sandbox or URL}``
+    makes a pool of several endpoints (``docker.endpoints``) instead of ``sandbox``'s one.
     """
 
-    def make(sandbox: Sandbox | str | None = None, **sections: Mapping[str, Any]) -> Config:
+    def make(
+        sandbox: Sandbox | str | None = None,
+        *,
+        endpoints: Mapping[str, Sandbox | str] | None = None,
+        **sections: Mapping[str, Any],
+    ) -> Config:
         from actorpool.config import Config, parse_duration
 
-        if sandbox is None:
-            sandbox = request.getfixturevalue("sandbox")
-        url = sandbox if isinstance(sandbox, str) else sandbox.url
-        data: dict[str, dict[str, Any]] = {name: dict(values) for name, values in sections.items()}
+        data: dict[str, Any] = {name: dict(values) for name, values in sections.items()}
         pool = data.setdefault("pool", {})
         given = {_ALIASES.get(key, key): value for key, value in pool.items()}
-        pool.setdefault("socket_path", url)
+        if endpoints:
+            data["endpoints"] = {
+                name: {"host": where if isinstance(where, str) else where.url}
+                for name, where in endpoints.items()
+            }
+        else:
+            if sandbox is None:
+                sandbox = request.getfixturevalue("sandbox")
+            pool.setdefault("socket_path", sandbox if isinstance(sandbox, str) else sandbox.url)
         for key, value in _fit_defaults(given, parse_duration).items():
             pool[key] = value
         data.setdefault("monitoring", {}).setdefault("enabled", False)

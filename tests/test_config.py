@@ -20,6 +20,7 @@ from actorpool.config import (
     ApiConfig,
     CircuitBreakerConfig,
     Config,
+    EndpointConfig,
     MonitoringConfig,
     PerformanceConfig,
     PoolConfig,
@@ -111,7 +112,19 @@ DOCUMENTED: dict[str, dict[str, Any]] = {
         "trend_floor": 0.02,
         "degraded_score": 0.5,
     },
+    "endpoints": {},
 }
+ENDPOINT_KEYS = [
+    "host",
+    "version",
+    "tls_verify",
+    "tls_ca_cert",
+    "tls_client_cert",
+    "tls_client_key",
+    "min_pool_size",
+    "initial_pool_size",
+    "max_pool_size",
+]
 
 
 def docker(**sections: Any) -> dict[str, Any]:
@@ -135,7 +148,7 @@ def test_default_types_are_exact() -> None:
     # 30.0 == 30 in Python, so the equality above cannot tell a float duration from an int.
     actual = config_to_dict(Config())["docker"]
     for name, section in DOCUMENTED.items():
-        for key, value in section.items():
+        for key, value in section.items():  # endpoints: {}, nothing to check
             assert type(actual[name][key]) is type(value), f"{name}.{key}"
 
 
@@ -158,9 +171,16 @@ def test_repo_config_yaml_loads_to_the_defaults() -> None:
 
 def test_repo_config_yaml_lists_every_option_with_a_comment() -> None:
     listed: dict[str, dict[str, bool]] = {}
+    endpoint_keys: list[str] = []
     section = ""
     for line in REPO_CONFIG.read_text(encoding="utf-8").splitlines():
-        if header := re.match(r"^  (\w+):\s*$", line):
+        if line.startswith("  endpoints: {}"):
+            listed["endpoints"] = {}
+            section = "endpoints"
+        # The keys of one endpoint are listed as a commented-out example.
+        elif key := re.match(r"^  #     (\w+): \S.*  # \S", line):
+            endpoint_keys.append(key[1])
+        elif header := re.match(r"^  (\w+):\s*$", line):
             section = header[1]
             listed[section] = {}
         # socket_path is listed commented out so that DOCKER_HOST keeps applying.
@@ -171,6 +191,8 @@ def test_repo_config_yaml_lists_every_option_with_a_comment() -> None:
         name: list(keys) for name, keys in DOCUMENTED.items()
     }
     assert all(all(keys.values()) for keys in listed.values()), "an option has no comment"
+    assert endpoint_keys == ENDPOINT_KEYS
+    assert [a.name for a in attrs.fields(EndpointConfig)] == ["name", *ENDPOINT_KEYS]
 
 
 # --- DOCKER_HOST and socket_path --------------------------------------------------------------
@@ -809,3 +831,84 @@ def test_config_to_dict_is_yaml_dumpable_and_round_trips() -> None:
     assert data["docker"]["pool"]["initial_pool_size"] == 12
     assert "pool_size" not in data["docker"]["pool"]
     assert Config.from_mapping(data, environ={"DOCKER_HOST": "tcp://other:1"}) == cfg
+
+
+# --- endpoints --------------------------------------------------------------------------------
+
+
+def test_without_endpoints_there_is_one_named_default() -> None:
+    cfg = Config()
+    assert cfg.endpoint_names == ("default",)
+    assert cfg.for_endpoint("default") is cfg
+
+
+def test_endpoints_keep_their_order_and_fall_back_to_pool_and_api(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    text = f"""
+docker:
+  api: {{version: "1.41", timeout: 7s}}
+  pool: {{min_pool_size: 1, initial_pool_size: 2, max_pool_size: 6}}
+  endpoints:
+    zeta: {{host: /run/z.sock}}
+    alpha:
+      host: tcp://127.0.0.1:2376
+      version: "1.43"
+      tls_ca_cert: {ca}
+      max_pool_size: 3
+"""
+    cfg = load_config(write(tmp_path, text), environ={"DOCKER_HOST": "tcp://10.9.9.9:1"})
+    assert cfg.endpoint_names == ("zeta", "alpha")
+    zeta, alpha = cfg.for_endpoint("zeta"), cfg.for_endpoint("alpha")
+    assert zeta.pool.socket_path == "unix:///run/z.sock"
+    assert (zeta.api.version, zeta.api.timeout, zeta.pool.max_pool_size) == ("1.41", 7.0, 6)
+    assert alpha.pool.socket_path == "tcp://127.0.0.1:2376"
+    assert (alpha.api.version, alpha.api.tls_ca_cert) == ("1.43", str(ca))
+    assert (alpha.pool.min_pool_size, alpha.pool.max_pool_size) == (1, 3)
+    assert alpha.endpoints == ()
+    assert alpha.api.timeout == 7.0
+    # DOCKER_HOST does not apply when endpoints are given.
+    assert cfg.pool.socket_path == "unix:///var/run/docker.sock"
+    assert Config.from_mapping(config_to_dict(cfg), environ=NO_ENV) == cfg
+    assert hash(cfg) == hash(Config.from_mapping(config_to_dict(cfg), environ=NO_ENV))
+
+
+@pytest.mark.parametrize(
+    ("endpoints", "message"),
+    [
+        ({"a": {}}, "docker.endpoints.a.host: is required"),
+        ({"a": None}, "docker.endpoints.a.host: is required"),
+        ({"a/b": {"host": "/x"}}, "docker.endpoints: must be an endpoint name"),
+        ({"a": {"host": "/x", "hots": 1}}, "docker.endpoints.a.hots: unknown key"),
+        ({"a": {"host": "x.sock"}}, "docker.endpoints.a.host: must be an absolute unix socket"),
+        ({"a": {"host": "/x", "version": 1.4}}, "docker.endpoints.a.version: must be a quoted"),
+        ({"a": {"host": "/x", "max_pool_size": 0}}, "docker.endpoints.a.max_pool_size: must be"),
+        (
+            {"a": {"host": "/x", "max_pool_size": 2}},
+            "docker.endpoints.a: docker.pool.min_pool_size: must be <= docker.pool.max_pool_size",
+        ),
+        (
+            {"a": {"host": "/x", "tls_verify": True}},
+            "docker.endpoints.a: docker.api.tls_verify: TLS applies only to tcp:// hosts",
+        ),
+        ([{"host": "/x"}], "docker.endpoints: must be a mapping"),
+    ],
+)
+def test_bad_endpoints_name_the_endpoint_and_key(endpoints: Any, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Config.from_mapping(docker(endpoints=endpoints), environ=NO_ENV)
+    assert message in str(info.value)
+
+
+def test_socket_path_and_endpoints_do_not_mix() -> None:
+    data = docker(pool={"socket_path": "/a.sock"}, endpoints={"b": {"host": "/b.sock"}})
+    with pytest.raises(ConfigError, match=r"docker\.pool\.socket_path: cannot be set together"):
+        Config.from_mapping(data, environ=NO_ENV)
+
+
+def test_endpoint_names_are_distinct_and_known() -> None:
+    one = EndpointConfig(name="a", host="/a.sock")
+    with pytest.raises(ConfigError, match="names must be distinct"):
+        Config(endpoints=(one, one))
+    with pytest.raises(ConfigError, match="no endpoint named 'b'; known: 'a'"):
+        Config(endpoints=(one,)).for_endpoint("b")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -12,8 +13,9 @@ import pytest
 
 import actorpool
 from actorpool.config import Config
-from actorpool.errors import ConfigError, PoolStopped
+from actorpool.errors import ActorPoolError, ConfigError, FanOutError, PoolStopped
 from actorpool.messages import Execute, ListContainers, Ping, SubscribeLogs
+from actorpool.testing.sandbox import IMAGE, Sandbox
 
 from helpers import wait_until
 
@@ -120,5 +122,101 @@ def test_metrics_endpoint_serves_the_pools_own_registry(make_config: MakeConfig)
         assert addr_a != addr_b
         text_a = urllib.request.urlopen(f"http://{addr_a[0]}:{addr_a[1]}/metrics", timeout=5).read()
         text_b = urllib.request.urlopen(f"http://{addr_b[0]}:{addr_b[1]}/metrics", timeout=5).read()
-    assert b'docker_operations_total{operation="ping",outcome="ok"}' in text_a
+    assert b'docker_operations_total{endpoint="default",operation="ping",outcome="ok"}' in text_a
     assert b'operation="ping"' not in text_b
+
+
+# --- several endpoints: one frozen, one restarted ------------------------------------------
+
+
+def _latencies(pool: actorpool.Pool, endpoints: list[str], seconds: float) -> list[float]:
+    """Time ``ListContainers`` round-robin over ``endpoints`` for ``seconds``; all must succeed."""
+    took: list[float] = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        for name in endpoints:
+            began = time.monotonic()
+            assert len(pool.router.ask(ListContainers(endpoint=name, timeout=5))) == 1
+            took.append(time.monotonic() - began)
+    return took
+
+
+def _answers(pool: actorpool.Pool, name: str) -> bool:
+    try:
+        return pool.router.ask(Ping(endpoint=name, timeout=2)) is True
+    except ActorPoolError:
+        return False
+
+
+def test_a_frozen_and_a_restarted_daemon_never_slow_the_other_endpoints(
+    private_sandboxes: Callable[[int], list[Sandbox]], make_config: MakeConfig
+) -> None:
+    daemons = private_sandboxes(4)
+    names = [f"d{i}" for i in range(4)]
+    for daemon in daemons:
+        client = daemon.client()
+        try:
+            cid = client.create_container(
+                IMAGE, ["sleep", "600"], host_config={"NetworkMode": "none"}
+            )
+            client.start(cid["Id"])
+        finally:
+            client.close()
+    config = make_config(endpoints=dict(zip(names, daemons, strict=True)))
+    with actorpool.start(config) as pool:
+        assert pool.endpoints == tuple(names)
+        baseline = _latencies(pool, ["d1", "d2", "d3"], 2.0)
+
+        # d0 frozen: callers pile up on it while the others are timed.
+        daemons[0].pause()
+        try:
+            stuck = [
+                pool.router.ask(ListContainers(endpoint="d0", timeout=3), block=False)
+                for _ in range(8)
+            ]
+            during = _latencies(pool, ["d1", "d2", "d3"], 2.0)
+            began = time.monotonic()
+            with pytest.raises(FanOutError) as info:
+                pool.router.ask(ListContainers(timeout=1.5))
+            fan_out_took = time.monotonic() - began
+            for future in stuck:
+                with pytest.raises(ActorPoolError):
+                    future.get(timeout=10)
+        finally:
+            daemons[0].resume()
+        assert set(info.value.failures) == {"d0"}
+        assert sorted(c["Endpoint"] for c in info.value.partial) == ["d1", "d2", "d3"]
+        assert fan_out_took < 1.5 + 0.5
+        # Their latency does not change: a coupled pool would show the frozen daemon's 3 s.
+        assert max(during) < 1.0, max(during)
+        assert statistics.median(during) < 3 * statistics.median(baseline) + 0.02
+        wait_until(lambda: _answers(pool, "d0"), timeout=30, message="d0 answers after SIGCONT")
+
+        # d1 restarted while the others keep answering, without one error.
+        timed: list[float] = []
+        errors: list[BaseException] = []
+        stop = threading.Event()
+
+        def load() -> None:
+            while not stop.is_set():
+                try:
+                    timed.extend(_latencies(pool, ["d0", "d2", "d3"], 0.2))
+                except BaseException as exc:
+                    errors.append(exc)
+                    return
+
+        worker = threading.Thread(target=load)
+        worker.start()
+        try:
+            daemons[1].restart()
+            wait_until(lambda: _answers(pool, "d1"), timeout=30, message="d1 answers again")
+        finally:
+            stop.set()
+            worker.join(30)
+        assert errors == []
+        assert timed
+        assert max(timed) < 1.0, max(timed)
+        assert len(pool.router.ask(ListContainers(endpoint="d1"))) == 1  # live-restore kept it
+        for name in ("d0", "d2", "d3"):
+            assert pool.status(endpoint=name).restarts == 0
+        assert pool.router.ask(Ping()) == dict.fromkeys(names, True)

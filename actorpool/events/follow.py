@@ -197,7 +197,9 @@ class Follow(Actor):
             self._failed(message)
         elif isinstance(message, LogStreamError):
             # The shared event stream gave up: containers started from now on are not seen.
-            self._tell_subscriber(LogStreamError("", message.error, self._id))
+            self._tell_subscriber(
+                LogStreamError("", message.error, self._id, endpoint=self._ctx.endpoint)
+            )
         elif isinstance(message, FollowStatus):
             return dict(self._followed)
         elif isinstance(message, LogStreamEnded):
@@ -378,7 +380,9 @@ class Follow(Actor):
             return  # it went away before its stream opened
         if isinstance(error, TooManyStreams):
             logger.warning("follow %s: cannot follow %s: %s", self._id, cid[:12], error)
-        self._tell_subscriber(LogStreamError(cid, str(error), self._id))
+        self._tell_subscriber(
+            LogStreamError(cid, str(error), self._id, endpoint=self._ctx.endpoint)
+        )
 
     def _tell_manager(self, message: Any) -> None:
         # A dead manager means the pool is stopping (or broken): nothing left to ask it.

@@ -206,7 +206,7 @@ def canonical_filters(filters: Mapping[str, Any] | None) -> str:
     return json.dumps(plain, sort_keys=True, default=str)
 
 
-def parse_event(data: Mapping[str, Any]) -> DockerEvent:
+def parse_event(data: Mapping[str, Any], endpoint: str = "default") -> DockerEvent:
     """Turn one decoded ``/events`` record into a :class:`DockerEvent`."""
     actor = data.get("Actor") or {}
     attributes = actor.get("Attributes") or {}
@@ -219,6 +219,7 @@ def parse_event(data: Mapping[str, Any]) -> DockerEvent:
         id=str(actor.get("ID") or data.get("id") or ""),
         attributes={str(k): str(v) for k, v in attributes.items()},
         time_ns=time_ns,
+        endpoint=endpoint,
     )
 
 
@@ -380,7 +381,7 @@ class _EventReader(threading.Thread):
                     self._deliver(json.loads(record))
 
     def _deliver(self, data: Mapping[str, Any]) -> None:
-        event = parse_event(data)
+        event = parse_event(data, self._ctx.endpoint)
         key = _event_key(event)
         if key in self._recent_set:
             return
@@ -473,7 +474,7 @@ class EventStream(Actor):
         self._subs.clear()
         for sub in subs:
             with contextlib.suppress(pykka.ActorDeadError):
-                sub.ref.tell(LogStreamEnded("", reason, sub.public_id))
+                sub.ref.tell(LogStreamEnded("", reason, sub.public_id, endpoint=self._ctx.endpoint))
         if not self._finished:
             self._finished = True
             if self._ctx.metrics is not None:
@@ -525,7 +526,9 @@ class EventStream(Actor):
                     break
         if sub is None:
             return False
-        self._tell(sub, LogStreamEnded("", message.reason, sub.public_id))
+        self._tell(
+            sub, LogStreamEnded("", message.reason, sub.public_id, endpoint=self._ctx.endpoint)
+        )
         self._closed((sub.id,))
         return True
 
@@ -552,9 +555,14 @@ class EventStream(Actor):
         ids = tuple(self._subs)
         for sub in list(self._subs.values()):
             if message.error is not None:
-                self._tell(sub, LogStreamError("", message.error, sub.public_id))
+                self._tell(
+                    sub,
+                    LogStreamError("", message.error, sub.public_id, endpoint=self._ctx.endpoint),
+                )
             else:
-                self._tell(sub, LogStreamEnded("", "ended", sub.public_id))
+                self._tell(
+                    sub, LogStreamEnded("", "ended", sub.public_id, endpoint=self._ctx.endpoint)
+                )
         self._subs.clear()
         self._finish(ids)
 

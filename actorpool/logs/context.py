@@ -167,6 +167,7 @@ class StreamContext:
     reconnects: SharedBucket | None = None
     #: The one thread that reads every follow stream (None: each follower reads on a thread).
     reads: ReadLoop | None = None
+    endpoint: str = "default"  # the endpoint whose daemon the streams read (in every message)
 
     def count_reconnect(self) -> None:
         """Count a stream reopened after a cut (counters and metrics)."""

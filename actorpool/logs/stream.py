@@ -442,7 +442,7 @@ class LogStream(Actor):
         sub = self._subs.get(message.subscription_id)
         if sub is None:
             return
-        chunk = LogChunk(self._cid, message.lines, sub.spec.public_id)
+        chunk = LogChunk(self._cid, message.lines, sub.spec.public_id, endpoint=self._ctx.endpoint)
         sub.hist_out.append((chunk, _nbytes(message.lines)))
         self._drain_sub(sub)
         self._after_send()
@@ -475,7 +475,12 @@ class LogStream(Actor):
         sub.held.clear()
         for i in range(0, len(kept), self._batch):
             part = tuple(kept[i : i + self._batch])
-            sub.outbox.append((LogChunk(self._cid, part, sub.spec.public_id), _nbytes(part)))
+            sub.outbox.append(
+                (
+                    LogChunk(self._cid, part, sub.spec.public_id, endpoint=self._ctx.endpoint),
+                    _nbytes(part),
+                )
+            )
         self._drain_sub(sub)
         self._after_send()
 
@@ -518,7 +523,11 @@ class LogStream(Actor):
                         self._dropped(1)
                     self._ctx.counters.peak("peak_buffered_chunks", len(sub.held))
                     continue
-                self._send(sub, LogChunk(self._cid, mine, sub.spec.public_id), size)
+                self._send(
+                    sub,
+                    LogChunk(self._cid, mine, sub.spec.public_id, endpoint=self._ctx.endpoint),
+                    size,
+                )
         self._after_send()
 
     def _send(self, sub: _Sub, chunk: LogChunk, nbytes: int) -> None:
@@ -535,7 +544,7 @@ class LogStream(Actor):
     def _tell(self, sub: _Sub, chunk: LogChunk, nbytes: int) -> bool:
         sent = dict(sub.sent)
         advance(sent, chunk.lines)
-        chunk = LogChunk(chunk.container_id, chunk.lines, chunk.subscription_id, _position(sent))
+        chunk = attrs.evolve(chunk, position=_position(sent))
         try:
             sub.spec.ref.tell(chunk)
         except pykka.ActorDeadError:
@@ -640,10 +649,12 @@ class LogStream(Actor):
         if tell:
             end: LogStreamEnded | LogStreamError
             if error is not None:
-                end = LogStreamError(self._cid, error, spec.public_id)
+                end = LogStreamError(self._cid, error, spec.public_id, endpoint=self._ctx.endpoint)
             else:
                 code = self._exit_code if reason == "exited" else None
-                end = LogStreamEnded(self._cid, reason, spec.public_id, exit_code=code)
+                end = LogStreamEnded(
+                    self._cid, reason, spec.public_id, exit_code=code, endpoint=self._ctx.endpoint
+                )
             with contextlib.suppress(pykka.ActorDeadError):
                 spec.ref.tell(end)
         if spec.owner is not None:

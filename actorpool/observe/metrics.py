@@ -34,6 +34,9 @@ never from exception messages, container ids or request ids)::
 
 Metric names (default namespace ``docker``; ``monitoring.namespace`` replaces it):
 
+- Every series has an ``endpoint`` label (``default`` for a single-endpoint pool).
+- ``docker_endpoint_up``: 1 while the endpoint has a healthy connection, 0 while it has none
+  (the ``DockerEndpointDown`` alert).
 - Pool gauges: ``docker_pool_size``, ``docker_pool_min_size``, ``docker_pool_max_size``,
   ``docker_pool_connections_active`` (in use), ``docker_pool_connections_healthy``,
   ``docker_pool_utilization`` (active / size, 0..1), ``docker_pool_queue_length``.
@@ -72,6 +75,7 @@ Counters and histograms also expose prometheus_client's ``*_created`` timestamps
 from __future__ import annotations
 
 import contextlib
+import copy
 import errno
 import re
 import socket
@@ -137,12 +141,18 @@ def _breaker_state(state: str) -> str:
 class PoolMetrics:
     """Every metric of one pool, registered in the pool's own registry.
 
+    Every series carries an ``endpoint`` label: a pool of several endpoints
+    (``docker.endpoints``) has one registry, and each endpoint's actors record
+    through their own view of it (:meth:`for_endpoint`), which shares the
+    metric families and fills in the label.
+
     Args:
         namespace: Prefix of every metric name (``monitoring.namespace``).
         detailed: Add per-connection series (``monitoring.detailed_metrics``). Off, no label
             carries a connection id, so the number of series does not grow with the pool.
         registry: Registry to register in; a new one by default. Passing the same registry
             twice fails with ``ValueError`` (duplicated timeseries) rather than mixing pools.
+        endpoint: The ``endpoint`` label of what this object records.
 
     Raises:
         ConfigError: The namespace is not a valid Prometheus name prefix.
@@ -153,6 +163,8 @@ class PoolMetrics:
         namespace: str = "docker",
         detailed: bool = True,
         registry: CollectorRegistry | None = None,
+        *,
+        endpoint: str = "default",
     ) -> None:
         if not isinstance(namespace, str) or not _NAMESPACE.match(namespace):
             msg = (
@@ -163,6 +175,7 @@ class PoolMetrics:
         self.namespace = namespace
         self.detailed = detailed
         self.registry = CollectorRegistry() if registry is None else registry
+        self.endpoint = endpoint
         self._lock = threading.Lock()
         self._breakers: dict[str, str] = {}
         # Children of the per-request series, by (metric, labels): prometheus_client's labels()
@@ -171,51 +184,71 @@ class PoolMetrics:
         ns, reg = namespace, self.registry
 
         # Which actorpool serves these numbers: a dashboard can tell versions apart.
-        Info("pool_build", "The version of actorpool (always 1).", namespace=ns, registry=reg).info(
-            {"version": __version__}
+        self._build = Info(
+            "pool_build",
+            "The version of actorpool (always 1).",
+            ["endpoint"],
+            namespace=ns,
+            registry=reg,
         )
 
         # Pool shape, set by the router on every change and on every scaling tick (<= 1 s).
-        self._size = Gauge("pool_size", "Connections in the pool.", namespace=ns, registry=reg)
+        self._size = Gauge(
+            "pool_size", "Connections in the pool.", ["endpoint"], namespace=ns, registry=reg
+        )
         self._min_size = Gauge(
-            "pool_min_size", "Configured minimum pool size.", namespace=ns, registry=reg
+            "pool_min_size",
+            "Configured minimum pool size.",
+            ["endpoint"],
+            namespace=ns,
+            registry=reg,
         )
         self._max_size = Gauge(
-            "pool_max_size", "Configured maximum pool size.", namespace=ns, registry=reg
+            "pool_max_size",
+            "Configured maximum pool size.",
+            ["endpoint"],
+            namespace=ns,
+            registry=reg,
         )
         self._active = Gauge(
             "pool_connections_active",
             "Connections currently running a request.",
+            ["endpoint"],
             namespace=ns,
             registry=reg,
         )
         self._healthy = Gauge(
             "pool_connections_healthy",
             "Connections whose last health check passed.",
+            ["endpoint"],
             namespace=ns,
             registry=reg,
         )
         self._utilization = Gauge(
             "pool_utilization",
             "Fraction of the pool's connections in use (active / size, 0 to 1).",
+            ["endpoint"],
             namespace=ns,
             registry=reg,
         )
         self._queue = Gauge(
             "pool_queue_length",
             "Requests waiting for a free connection.",
+            ["endpoint"],
             namespace=ns,
             registry=reg,
         )
         self._opened = Counter(
             "pool_connections",
             "Connections the pool has opened since it started.",
+            ["endpoint"],
             namespace=ns,
             registry=reg,
         )
         self._lifetime = Histogram(
             "connection_duration_seconds",
             "How long a connection lived, observed when it left the pool.",
+            ["endpoint"],
             namespace=ns,
             registry=reg,
             buckets=CONNECTION_LIFETIME_BUCKETS,
@@ -223,7 +256,7 @@ class PoolMetrics:
         self._scaling = Counter(
             "pool_scaling_events",
             "Times the pool grew or shrank.",
-            ["direction", "reason"],
+            ["endpoint", "direction", "reason"],
             namespace=ns,
             registry=reg,
         )
@@ -232,7 +265,7 @@ class PoolMetrics:
         self._latency = Histogram(
             "operation_latency_seconds",
             "Time a Docker API call took on a connection, per operation.",
-            ["operation"],
+            ["endpoint", "operation"],
             namespace=ns,
             registry=reg,
             buckets=LATENCY_BUCKETS,
@@ -240,14 +273,14 @@ class PoolMetrics:
         self._operations = Counter(
             "operations",
             "Docker API calls made, per operation and outcome.",
-            ["operation", "outcome"],
+            ["endpoint", "operation", "outcome"],
             namespace=ns,
             registry=reg,
         )
         self._request_duration = Histogram(
             "request_duration_seconds",
             "Time from a request's arrival to its answer (queue, attempts, backoff).",
-            ["operation"],
+            ["endpoint", "operation"],
             namespace=ns,
             registry=reg,
             buckets=LATENCY_BUCKETS,
@@ -255,13 +288,14 @@ class PoolMetrics:
         self._requests = Counter(
             "requests",
             "Requests answered, per operation and outcome (ok or the error class name).",
-            ["operation", "outcome"],
+            ["endpoint", "operation", "outcome"],
             namespace=ns,
             registry=reg,
         )
         self._wait = Histogram(
             "pool_wait_duration_seconds",
             "Time a request waited for a free connection.",
+            ["endpoint"],
             namespace=ns,
             registry=reg,
             buckets=WAIT_BUCKETS,
@@ -269,6 +303,7 @@ class PoolMetrics:
         self._rate_wait = Histogram(
             "rate_limit_wait_duration_seconds",
             "Time the rate limiter held a request back (count: rate-limited waits).",
+            ["endpoint"],
             namespace=ns,
             registry=reg,
             buckets=WAIT_BUCKETS,
@@ -276,14 +311,14 @@ class PoolMetrics:
         self._retries = Counter(
             "request_retries",
             "Failed attempts that were retried, per operation.",
-            ["operation"],
+            ["endpoint", "operation"],
             namespace=ns,
             registry=reg,
         )
         self._errors = Counter(
             "connection_errors",
             "Errors talking to the daemon, per kind.",
-            ["kind"],
+            ["endpoint", "kind"],
             namespace=ns,
             registry=reg,
         )
@@ -292,6 +327,7 @@ class PoolMetrics:
         self._hc_duration = Histogram(
             "health_check_duration_seconds",
             "Time a health check took.",
+            ["endpoint"],
             namespace=ns,
             registry=reg,
             buckets=HEALTH_CHECK_BUCKETS,
@@ -299,14 +335,14 @@ class PoolMetrics:
         self._hc_failures = Counter(
             "health_check_failures",
             "Health checks that failed.",
-            ["connection"] if detailed else [],
+            ["endpoint", "connection"] if detailed else ["endpoint"],
             namespace=ns,
             registry=reg,
         )
         self._recovery = Counter(
             "recovery_operations",
             "Recovery actions taken (restart, reconnect, recycle).",
-            ["kind"],
+            ["endpoint", "kind"],
             namespace=ns,
             registry=reg,
         )
@@ -315,67 +351,115 @@ class PoolMetrics:
         self._breaker_state = Gauge(
             "circuit_breaker_state",
             "Circuit breaker state of each connection (state set: 1 for the current state).",
-            ["connection", "state"],
+            ["endpoint", "connection", "state"],
             namespace=ns,
             registry=reg,
         )
         self._breaker_counts = Gauge(
             "circuit_breaker_connections",
             "Connections whose circuit breaker is in each state.",
-            ["state"],
+            ["endpoint", "state"],
             namespace=ns,
             registry=reg,
         )
         self._breaker_transitions = Counter(
             "circuit_breaker_transitions",
             "Circuit breaker state changes.",
-            ["from_state", "to_state"],
+            ["endpoint", "from_state", "to_state"],
             namespace=ns,
             registry=reg,
         )
-        for state in BREAKER_STATES:
-            self._breaker_counts.labels(state).set(0)
 
         # Streams.
         self._streams = Gauge(
-            "streams_active", "Open log and event streams.", ["kind"], namespace=ns, registry=reg
+            "streams_active",
+            "Open log and event streams.",
+            ["endpoint", "kind"],
+            namespace=ns,
+            registry=reg,
         )
         self._streams_opened = Counter(
-            "streams_opened", "Streams opened.", ["kind"], namespace=ns, registry=reg
+            "streams_opened", "Streams opened.", ["endpoint", "kind"], namespace=ns, registry=reg
         )
         self._lines = Counter(
-            "stream_lines", "Log lines delivered to subscribers.", namespace=ns, registry=reg
+            "stream_lines",
+            "Log lines delivered to subscribers.",
+            ["endpoint"],
+            namespace=ns,
+            registry=reg,
         )
         self._bytes = Counter(
             "stream_bytes",
             "Bytes of log lines delivered to subscribers.",
+            ["endpoint"],
             namespace=ns,
             registry=reg,
         )
         self._reconnects = Counter(
-            "stream_reconnects", "Streams reopened after a cut.", namespace=ns, registry=reg
+            "stream_reconnects",
+            "Streams reopened after a cut.",
+            ["endpoint"],
+            namespace=ns,
+            registry=reg,
         )
         self._resumed = Counter(
             "stream_resumed_lines",
             "Lines recovered by resuming a stream after a cut.",
+            ["endpoint"],
             namespace=ns,
             registry=reg,
         )
         self._truncated = Counter(
             "stream_truncated_lines",
             "Lines cut at streams.max_line_size.",
+            ["endpoint"],
             namespace=ns,
             registry=reg,
         )
         self._dropped = Counter(
             "stream_dropped_chunks",
             "Chunks dropped by a subscriber's overflow policy.",
-            ["policy"],
+            ["endpoint", "policy"],
             namespace=ns,
             registry=reg,
         )
+        self._up = Gauge(
+            "endpoint_up",
+            "1 while the endpoint has a healthy connection, 0 while it has none.",
+            ["endpoint"],
+            namespace=ns,
+            registry=reg,
+        )
+        self._start_endpoint()
+
+    def _start_endpoint(self) -> None:
+        self._build.labels(self.endpoint).info({"version": __version__})
+        # Series that must exist from the start, so rate() and alerts see them from 0.
+        for metric in vars(self).values():
+            if (
+                isinstance(metric, MetricWrapperBase)
+                and metric is not self._build
+                and metric._labelnames == ("endpoint",)
+            ):
+                metric.labels(self.endpoint)
+        for state in BREAKER_STATES:
+            self._breaker_counts.labels(self.endpoint, state).set(0)
         for kind in ("logs", "events"):
-            self._streams.labels(kind).set(0)
+            self._streams.labels(self.endpoint, kind).set(0)
+
+    def for_endpoint(self, endpoint: str) -> PoolMetrics:
+        """A view recording with ``endpoint`` as its label, in the same registry.
+
+        The metric families are shared; what is per endpoint (breaker states,
+        the cached children) is the view's own.
+        """
+        view = copy.copy(self)
+        view.endpoint = endpoint
+        view._lock = threading.Lock()
+        view._breakers = {}
+        view._children = {}
+        view._start_endpoint()
+        return view
 
     # --- requests --------------------------------------------------------------------------
 
@@ -402,38 +486,38 @@ class PoolMetrics:
         key = (name, labels)
         child = self._children.get(key)
         if child is None:
-            child = self._children[key] = metric.labels(*labels)
+            child = self._children[key] = metric.labels(self.endpoint, *labels)
         return cast(_M, child)
 
     def observe_wait(self, seconds: float) -> None:
         """Record how long a request waited in the queue for a free connection."""
-        self._wait.observe(seconds)
+        self._wait.labels(self.endpoint).observe(seconds)
 
     def rate_limited_wait(self, seconds: float) -> None:
         """Record that the rate limiter held a request back for ``seconds``."""
-        self._rate_wait.observe(seconds)
+        self._rate_wait.labels(self.endpoint).observe(seconds)
 
     def retry(self, operation: str) -> None:
         """Count a failed attempt of ``operation`` that is going to be retried."""
-        self._retries.labels(operation).inc()
+        self._retries.labels(self.endpoint, operation).inc()
 
     def connection_error(self, kind: str) -> None:
         """Count an error talking to the daemon (``kind``: error class name, never a message)."""
-        self._errors.labels(kind).inc()
+        self._errors.labels(self.endpoint, kind).inc()
 
     # --- connections -----------------------------------------------------------------------
 
     def connection_opened(self, conn_id: str) -> None:
         """Count a new connection and start its breaker series in the closed state."""
-        self._opened.inc()
+        self._opened.labels(self.endpoint).inc()
         if self.detailed:
             # Create the child now so rate() sees the series from 0, not from its first failure.
-            self._hc_failures.labels(conn_id)
+            self._hc_failures.labels(self.endpoint, conn_id)
         self._set_breaker(conn_id, "closed")
 
     def connection_closed(self, conn_id: str, lifetime_seconds: float) -> None:
         """Record how long a connection lived and forget its per-connection series."""
-        self._lifetime.observe(lifetime_seconds)
+        self._lifetime.labels(self.endpoint).observe(lifetime_seconds)
         self.forget_connection(conn_id)
 
     def forget_connection(self, conn_id: str) -> None:
@@ -446,8 +530,8 @@ class PoolMetrics:
                 self._refresh_breaker_counts()
             if self.detailed:
                 for state in BREAKER_STATES:
-                    _remove(self._breaker_state, conn_id, state)
-                _remove(self._hc_failures, conn_id)
+                    _remove(self._breaker_state, self.endpoint, conn_id, state)
+                _remove(self._hc_failures, self.endpoint, conn_id)
 
     def health_check(self, conn_id: str, seconds: float, ok: bool) -> None:
         """Record one health check of ``conn_id``: its duration and whether it failed.
@@ -455,19 +539,19 @@ class PoolMetrics:
         A late result for a connection already forgotten is counted without its
         connection label, so it cannot bring a departed connection's series back.
         """
-        self._hc_duration.observe(seconds)
+        self._hc_duration.labels(self.endpoint).observe(seconds)
         if ok:
             return
         if not self.detailed:
-            self._hc_failures.inc()
+            self._hc_failures.labels(self.endpoint).inc()
             return
         with self._lock:
             known = conn_id in self._breakers
-        self._hc_failures.labels(conn_id if known else "").inc()
+        self._hc_failures.labels(self.endpoint, conn_id if known else "").inc()
 
     def recovery(self, kind: str) -> None:
         """Count a recovery action (``kind``: restart, reconnect, recycle)."""
-        self._recovery.labels(kind).inc()
+        self._recovery.labels(self.endpoint, kind).inc()
 
     def breaker_transition(self, conn_id: str, old: str, new: str) -> None:
         """Record that the breaker of ``conn_id`` went from ``old`` to ``new``.
@@ -481,7 +565,7 @@ class PoolMetrics:
             ValueError: A state is not one of those.
         """
         old_state, new_state = _breaker_state(old), _breaker_state(new)
-        self._breaker_transitions.labels(old_state, new_state).inc()
+        self._breaker_transitions.labels(self.endpoint, old_state, new_state).inc()
         self._set_breaker(conn_id, new_state, only_known=True)
 
     def _set_breaker(self, conn_id: str, state: str, *, only_known: bool = False) -> None:
@@ -492,7 +576,9 @@ class PoolMetrics:
             self._refresh_breaker_counts()
             if self.detailed:
                 for each in BREAKER_STATES:
-                    self._breaker_state.labels(conn_id, each).set(1 if each == state else 0)
+                    self._breaker_state.labels(self.endpoint, conn_id, each).set(
+                        1 if each == state else 0
+                    )
 
     def _refresh_breaker_counts(self) -> None:
         # Called with self._lock held; the pool has tens of connections, so a recount is cheap
@@ -501,7 +587,7 @@ class PoolMetrics:
         for state in self._breakers.values():
             counts[state] += 1
         for state, count in counts.items():
-            self._breaker_counts.labels(state).set(count)
+            self._breaker_counts.labels(self.endpoint, state).set(count)
 
     # --- pool ------------------------------------------------------------------------------
 
@@ -516,13 +602,14 @@ class PoolMetrics:
         queue_length: int,
     ) -> None:
         """Set the pool gauges; the router calls it on every change and every scaling tick."""
-        self._size.set(size)
-        self._min_size.set(min_size)
-        self._max_size.set(max_size)
-        self._active.set(active)
-        self._healthy.set(healthy)
-        self._queue.set(queue_length)
-        self._utilization.set(active / size if size > 0 else 0.0)
+        self._size.labels(self.endpoint).set(size)
+        self._min_size.labels(self.endpoint).set(min_size)
+        self._max_size.labels(self.endpoint).set(max_size)
+        self._active.labels(self.endpoint).set(active)
+        self._healthy.labels(self.endpoint).set(healthy)
+        self._queue.labels(self.endpoint).set(queue_length)
+        self._utilization.labels(self.endpoint).set(active / size if size > 0 else 0.0)
+        self._up.labels(self.endpoint).set(1 if healthy > 0 else 0)
 
     def scaling_event(self, direction: str, reason: str) -> None:
         """Count a pool resize (``direction``: up or down; ``reason``: e.g. demand, idle, age).
@@ -533,41 +620,45 @@ class PoolMetrics:
         if direction not in _SCALING_DIRECTIONS:
             msg = f"scaling direction must be one of {_SCALING_DIRECTIONS}, got {direction!r}"
             raise ValueError(msg)
-        self._scaling.labels(direction, reason).inc()
+        self._scaling.labels(self.endpoint, direction, reason).inc()
 
     # --- streams ---------------------------------------------------------------------------
 
     def stream_opened(self, kind: str = "logs") -> None:
         """Count a stream opening (``kind``: logs or events)."""
-        self._streams.labels(kind).inc()
-        self._streams_opened.labels(kind).inc()
+        self._streams.labels(self.endpoint, kind).inc()
+        self._streams_opened.labels(self.endpoint, kind).inc()
 
     def stream_closed(self, kind: str = "logs") -> None:
         """Count a stream closing for good (not a reconnect)."""
-        self._streams.labels(kind).dec()
+        self._streams.labels(self.endpoint, kind).dec()
 
     def lines_delivered(self, n: int, nbytes: int) -> None:
         """Count ``n`` lines of ``nbytes`` bytes delivered to subscribers."""
-        self._lines.inc(n)
-        self._bytes.inc(nbytes)
+        self._lines.labels(self.endpoint).inc(n)
+        self._bytes.labels(self.endpoint).inc(nbytes)
 
     def stream_reconnect(self) -> None:
         """Count a stream reopened after the daemon cut it."""
-        self._reconnects.inc()
+        self._reconnects.labels(self.endpoint).inc()
 
     def resumed_lines(self, n: int) -> None:
         """Count ``n`` lines recovered by resuming a stream after a cut."""
-        self._resumed.inc(n)
+        self._resumed.labels(self.endpoint).inc(n)
 
     def truncated_line(self, n: int = 1) -> None:
         """Count lines cut because they exceeded ``streams.max_line_size``."""
-        self._truncated.inc(n)
+        self._truncated.labels(self.endpoint).inc(n)
 
     def dropped_chunks(self, policy: str, n: int) -> None:
         """Count ``n`` chunks dropped by the subscriber overflow ``policy``."""
-        self._dropped.labels(policy).inc(n)
+        self._dropped.labels(self.endpoint, policy).inc(n)
 
     # --- exposition ------------------------------------------------------------------------
+
+    def value(self, name: str, **labels: str) -> float | None:
+        """This endpoint's sample ``name`` with ``labels`` (``None`` if absent): for tests, CLI."""
+        return self.registry.get_sample_value(name, {"endpoint": self.endpoint, **labels})
 
     def render(self) -> str:
         """Return the registry in the Prometheus text format (what a scrape returns)."""

@@ -169,6 +169,7 @@ class RouterActor(Actor):
         metrics: Where to count what happens (optional).
         checks: The health checks each round runs.
         alerts: Where :class:`HealthAlert` messages go (optional).
+        endpoint: The endpoint this pool serves (named in its alerts).
     """
 
     @staticmethod
@@ -183,9 +184,11 @@ class RouterActor(Actor):
         metrics: PoolMetrics | None,
         checks: tuple[HealthCheck, ...] = (),
         alerts: AlertTarget | None = None,
+        endpoint: str = "default",
     ) -> None:
         super().__init__()
         self._actor_ref = RouterRef(self)
+        self._endpoint = endpoint
         self._actor_ref.default_timeout = config.api.timeout
         self._config = config
         self._scheduler = scheduler
@@ -783,7 +786,7 @@ class RouterActor(Actor):
     def _alert(self, kind: str, subject: str, old: str, new: str, detail: str = "") -> None:
         if self._alerts is None:
             return
-        alert = HealthAlert(kind, subject, old, new, detail, time.time())
+        alert = HealthAlert(kind, subject, old, new, detail, time.time(), self._endpoint)
         try:
             if isinstance(self._alerts, pykka.ActorRef):
                 self._alerts.tell(alert)

@@ -164,7 +164,11 @@ class StreamManager(Actor):
     """
 
     def __init__(
-        self, config: Config, scheduler: Scheduler, metrics: PoolMetrics | None = None
+        self,
+        config: Config,
+        scheduler: Scheduler,
+        metrics: PoolMetrics | None = None,
+        endpoint: str = "default",
     ) -> None:
         super().__init__()
         self._config = config
@@ -180,6 +184,7 @@ class StreamManager(Actor):
                 else None
             ),
             reads=ReadLoop(buffer_size=config.performance.buffer_size),
+            endpoint=endpoint,
         )
         self._logs: dict[str, _StreamEntry] = {}
         self._events: dict[str, _StreamEntry] = {}
@@ -273,7 +278,8 @@ class StreamManager(Actor):
         return None
 
     def _new_id(self, kind: str) -> str:
-        return f"{kind}-{self._prefix}-{next(self._ids)}"
+        # The endpoint comes first: the pool's front door routes Unsubscribe by it.
+        return f"{self._ctx.endpoint}/{kind}-{self._prefix}-{next(self._ids)}"
 
     def _deadline(self) -> float:
         return time.monotonic() + self._config.api.timeout
@@ -357,7 +363,7 @@ class StreamManager(Actor):
                 follow=message.follow,
                 manager=self.actor_ref,
                 first=spec,
-                meta=LogStreamStarted.from_inspect(info),
+                meta=attrs.evolve(LogStreamStarted.from_inspect(info), endpoint=self._ctx.endpoint),
             )
             entry = self._logs[key] = _StreamEntry(ref)
         entry.subs.add(spec.id)
@@ -379,7 +385,10 @@ class StreamManager(Actor):
             return
         # A rerouted subscription: its caller has its Subscription already.
         self._subs.pop(spec.id, None)
-        _tell(spec.ref, LogStreamError(container, str(error), spec.public_id))
+        _tell(
+            spec.ref,
+            LogStreamError(container, str(error), spec.public_id, endpoint=self._ctx.endpoint),
+        )
 
     def _too_many(self) -> TooManyStreams:
         limit = self._config.performance.max_concurrent_streams
@@ -556,7 +565,10 @@ class StreamManager(Actor):
     def _end_follow_subscriber(self, follow_id: str, reason: str) -> None:
         request = self._follow_requests.get(follow_id)
         if request is not None:
-            _tell(request.subscriber, LogStreamEnded("", reason, follow_id))
+            _tell(
+                request.subscriber,
+                LogStreamEnded("", reason, follow_id, endpoint=self._ctx.endpoint),
+            )
 
     # -- supervision --
 
@@ -604,14 +616,19 @@ class StreamManager(Actor):
             # Unsubscribed while (or just before) its stream died.
             reason = "unsubscribed" if sub is None else sub.removing or "unsubscribed"
             self._subs.pop(spec.id, None)
-            _tell(spec.ref, LogStreamEnded(cid, reason, spec.public_id))
+            _tell(
+                spec.ref, LogStreamEnded(cid, reason, spec.public_id, endpoint=self._ctx.endpoint)
+            )
             if spec.owner is not None and sub is not None:
                 _tell(spec.owner, SubscriptionEnded(spec.id, cid, reason, dict(spec.resume or {})))
         if self._stopping or not message.follow:
             reason = "pool stopped" if self._stopping else "stream failed"
             for spec in specs:
                 self._subs.pop(spec.id, None)
-                _tell(spec.ref, LogStreamEnded(cid, reason, spec.public_id))
+                _tell(
+                    spec.ref,
+                    LogStreamEnded(cid, reason, spec.public_id, endpoint=self._ctx.endpoint),
+                )
                 if spec.owner is not None:
                     _tell(spec.owner, SubscriptionEnded(spec.id, cid, reason, spec.resume or {}))
             return
@@ -659,13 +676,19 @@ class StreamManager(Actor):
         waiting = [(sub, ready) for sub, ready in (*message.waiting, *lost) if sub.id in self._subs]
         for sub in message.subscribers:
             if sub.id not in self._subs:  # unsubscribed while its stream was dead
-                _tell(sub.ref, LogStreamEnded("", "unsubscribed", sub.public_id))
+                _tell(
+                    sub.ref,
+                    LogStreamEnded("", "unsubscribed", sub.public_id, endpoint=self._ctx.endpoint),
+                )
         for sub, ready in (*message.waiting, *lost):
             if sub.id not in self._subs:
                 ready(StreamError("the event subscription ended (unsubscribed)"))
         if self._stopping:
             for sub in subs:
-                _tell(sub.ref, LogStreamEnded("", "pool stopped", sub.public_id))
+                _tell(
+                    sub.ref,
+                    LogStreamEnded("", "pool stopped", sub.public_id, endpoint=self._ctx.endpoint),
+                )
             for _, ready in waiting:
                 ready(PoolStopped("the pool stopped before the event stream opened"))
             return
@@ -677,7 +700,7 @@ class StreamManager(Actor):
                 self._ctx, key=message.key, filters=message.filters, manager=self.actor_ref
             )
             entry = self._events[message.key] = _StreamEntry(ref)
-        adds = [(sub, _reopened(sub)) for sub in subs] + waiting
+        adds = [(sub, _reopened(sub, self._ctx.endpoint)) for sub in subs] + waiting
         for sub, ready in adds:
             _tell(entry.ref, AddEventSubscriber(sub, ready))
             entry.subs.add(sub.id)
@@ -698,12 +721,12 @@ class StreamManager(Actor):
         )
 
 
-def _reopened(sub: EventSubscriber) -> Any:
+def _reopened(sub: EventSubscriber, endpoint: str) -> Any:
     """The on_ready of a subscription moved to a restarted event stream."""
 
     def ready(error: BaseException | None) -> None:
         if error is not None:
-            _tell(sub.ref, LogStreamError("", str(error), sub.public_id))
+            _tell(sub.ref, LogStreamError("", str(error), sub.public_id, endpoint=endpoint))
         elif sub.reconnects:
             _tell(sub.ref, EventsReconnected(sub.id))
 

@@ -23,6 +23,7 @@ REQUIRED_ALERTS = {
     "DockerCircuitBreakerOpenTooLong",
     "DockerPoolHighWaitTime",
     "DockerStreamReconnectStorm",
+    "DockerEndpointDown",
 }
 
 
@@ -89,12 +90,10 @@ def test_unit_tests_catch_a_broken_rule(tmp_path: Path) -> None:
     data = tmp_path / "tests" / "data"
     examples.mkdir()
     data.mkdir(parents=True)
-    broken = RULES.read_text().replace(
-        "docker_pool_connections_healthy == 0", "docker_pool_connections_healthy <= 2"
-    )
+    broken = RULES.read_text().replace("docker_endpoint_up == 0", "docker_endpoint_up <= 1")
     assert broken != RULES.read_text()
     (examples / RULES.name).write_text(broken)
     shutil.copy(UNIT_TESTS, data / UNIT_TESTS.name)
     rc, output = promtool_test_rules(data / UNIT_TESTS.name)
     assert rc != 0
-    assert "DockerPoolNoHealthyConnections" in output
+    assert "DockerEndpointDown" in output

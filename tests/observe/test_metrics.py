@@ -96,7 +96,7 @@ def families(text: str) -> dict[str, str]:
 
 
 def value(m: PoolMetrics, name: str, **labels: str) -> float | None:
-    return m.registry.get_sample_value(name, labels)
+    return m.registry.get_sample_value(name, {"endpoint": m.endpoint, **labels})
 
 
 # --- names, types, promtool ---------------------------------------------------------------
@@ -401,7 +401,7 @@ def test_server_serves_its_registry_on_a_free_port() -> None:
         assert port > 0
         assert server.url == f"http://127.0.0.1:{port}/metrics"
         text = scrape(server.address)
-        assert "docker_pool_connections_active 1.0" in text
+        assert 'docker_pool_connections_active{endpoint="default"} 1.0' in text
         rc, output = promtool_check(text)
         assert rc == 0, output
         assert scrape(f"127.0.0.1:{port}") == scrape(server.url)
@@ -415,8 +415,8 @@ def test_two_servers_serve_their_own_pools() -> None:
         MetricsServer(a.registry, "127.0.0.1:0") as sa,
         MetricsServer(b.registry, "127.0.0.1:0") as sb,
     ):
-        assert "docker_pool_size 2.0" in scrape(sa.address)
-        assert "docker_pool_size 9.0" in scrape(sb.address)
+        assert 'docker_pool_size{endpoint="default"} 2.0' in scrape(sa.address)
+        assert 'docker_pool_size{endpoint="default"} 9.0' in scrape(sb.address)
 
 
 def test_stop_closes_the_port_and_ends_the_thread_quickly() -> None:
@@ -531,7 +531,7 @@ def test_dashboard_queries_use_only_exposed_metrics() -> None:
 def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
     # promtool parses every expression when it checks rules: wrap each one as a recording rule.
     exprs = [
-        e.replace("$__rate_interval", "5m").replace("$instance", ".*")
+        e.replace("$__rate_interval", "5m").replace("$instance", ".*").replace("$endpoint", ".*")
         for e in _dashboard_exprs(_dashboard())
     ]
     rules = {
@@ -547,3 +547,46 @@ def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
     rc, output = promtool_check_rules(path)
     assert rc == 0, output
     assert f"SUCCESS: {len(exprs)} rules found" in output
+
+
+# --- endpoints ------------------------------------------------------------------------------
+
+
+def test_dashboard_has_an_endpoint_variable_and_every_query_keeps_the_endpoint() -> None:
+    dashboard = _dashboard()
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}  # type: ignore[index]
+    assert "endpoint" in variables["endpoint"]["query"]["query"]
+    assert variables["endpoint"]["multi"]
+    for expr in _dashboard_exprs(dashboard):
+        for selector in re.findall(r"docker_[a-z_]+(\{[^}]*\})", expr):
+            assert 'endpoint=~"$endpoint"' in selector, expr
+        for grouping in re.findall(r"by \(([^)]*)\)", expr):
+            assert "endpoint" in grouping, expr
+    assert any("docker_endpoint_up" in e for e in _dashboard_exprs(dashboard))
+
+
+def test_every_series_carries_the_endpoint_label() -> None:
+    m = PoolMetrics()
+    exercise(m)
+    for family in text_string_to_metric_families(m.render()):
+        for sample in family.samples:
+            assert sample.labels.get("endpoint") == "default", sample
+
+
+def test_endpoint_views_share_one_registry_and_keep_their_own_series() -> None:
+    a = PoolMetrics(endpoint="a")
+    b = a.for_endpoint("b")
+    assert b.registry is a.registry
+    a.connection_opened("c1")
+    b.connection_opened("c1")
+    b.breaker_transition("c1", "closed", "open")
+    a.set_pool(size=1, min_size=1, max_size=2, active=0, healthy=1, queue_length=0)
+    b.set_pool(size=1, min_size=1, max_size=2, active=0, healthy=0, queue_length=0)
+    counts = "docker_circuit_breaker_connections"
+    assert value(a, counts, state="closed") == 1
+    assert value(a, counts, state="open") == 0
+    assert value(b, counts, state="open") == 1
+    assert value(a, "docker_endpoint_up") == 1
+    assert value(b, "docker_endpoint_up") == 0
+    rc, output = promtool_check(a.render())
+    assert rc == 0, output

@@ -46,7 +46,7 @@ def pool(make_config: MakeConfig) -> Iterator[Pool]:
 
 
 def counter(pool: Pool, name: str, **labels: str) -> float:
-    value = pool.metrics.registry.get_sample_value(name, labels or None)
+    value = pool.metrics.value(name, **labels)
     return value or 0.0
 
 

@@ -175,9 +175,7 @@ def test_recycling_under_load_loses_no_call(make_config: MakeConfig) -> None:
         assert errors == []
         assert done == made
         assert done > 100
-        recycled = pool.metrics.registry.get_sample_value(
-            "docker_recovery_operations_total", {"kind": "recycle"}
-        )
+        recycled = pool.metrics.value("docker_recovery_operations_total", kind="recycle")
         assert recycled is not None
         assert recycled >= 3
         report = pool.router.ask(PoolStatus())

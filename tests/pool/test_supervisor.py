@@ -141,9 +141,7 @@ def test_a_crashed_connection_actor_is_replaced(sandbox: Sandbox, make_config: M
         report = status(pool)
         assert report.size == 3
         assert report.restarts == 1
-        restarts = pool.metrics.registry.get_sample_value(
-            "docker_recovery_operations_total", {"kind": "restart"}
-        )
+        restarts = pool.metrics.value("docker_recovery_operations_total", kind="restart")
         assert restarts == 1
 
 
@@ -181,17 +179,10 @@ def test_a_busy_connection_is_not_probed_behind_its_call(
         assert report.connections[0].consecutive_failures == 0
         gate.set()
         assert fut.get(timeout=5) is True
-        checks = pool.metrics.registry.get_sample_value(
-            "docker_health_check_duration_seconds_count"
-        )
+        checks = pool.metrics.value("docker_health_check_duration_seconds_count")
         wait_until(
             lambda: (
-                (
-                    pool.metrics.registry.get_sample_value(
-                        "docker_health_check_duration_seconds_count"
-                    )
-                    or 0
-                )
+                (pool.metrics.value("docker_health_check_duration_seconds_count") or 0)
                 > (checks or 0)
             ),
             timeout=5,
