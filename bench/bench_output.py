@@ -1,4 +1,4 @@
-"""B6: writing a container's log to a file: JSON records, the text printer, ``docker logs``.
+"""B7: writing a container's log to a file: JSON records, the text printer, ``docker logs``.
 
 A finished container's N lines (``seq``) are read through the pool with
 ``SubscribeLogs(follow=False)`` and
@@ -9,7 +9,8 @@ A finished container's N lines (``seq``) are read through the pool with
 - written as text to a file by the terminal's ``LinePrinter`` (``name | line``);
 
 and, for comparison, ``docker -H <sandbox> logs -t <id> > file`` (the Docker CLI
-binary). Each round runs all four; the figure is the median over rounds.
+binary). Each round runs all four; figures are medians over rounds, ratios the
+median of per-round ratios.
 
 Target: JSON writer >= 0.8x the in-process subscriber rate.
 """
@@ -136,28 +137,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             pool.stop(timeout=10)
     ceiling = statistics.median(rates["subscriber"])
+
+    def ratio(ours: str, theirs: str) -> float:
+        # The median of per-round ratios: both sides of a round saw the same background load.
+        return statistics.median(a / b for a, b in zip(rates[ours], rates[theirs], strict=True))
+
     figures = [
         Figure.rates(
-            "B6 JSON lines to a file vs in-process subscriber",
+            "B7 JSON lines to a file vs in-process subscriber",
             statistics.median(rates["json"]),
             ceiling,
             Target.at_least(0.8),
             note="LogWriter + positions store",
+            ratio=ratio("json", "subscriber"),
         ),
         Figure.rates(
-            "B6 text printer to a file vs in-process subscriber",
+            "B7 text printer to a file vs in-process subscriber",
             statistics.median(rates["text"]),
             ceiling,
             note="LinePrinter, name | line",
+            ratio=ratio("text", "subscriber"),
         ),
     ]
     if rates["docker"]:
         figures.append(
             Figure.rates(
-                "B6 JSON lines to a file vs `docker logs -t > file`",
+                "B7 JSON lines to a file vs `docker logs -t > file`",
                 statistics.median(rates["json"]),
                 statistics.median(rates["docker"]),
                 note="the Docker CLI on the same daemon",
+                ratio=ratio("json", "docker"),
             )
         )
     print_table(figures, title=f"# results ({load_note()})")

@@ -6,6 +6,7 @@ import datetime
 import json
 from pathlib import Path
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -99,3 +100,29 @@ def test_replay_refuses_a_line_that_is_not_a_record(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=f"byte {len(good)} is not a JSON log record"):
         replay(path, 0, {})
     assert path.read_bytes() == good + b"hello world\n"
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["stdout", "stderr"]),
+            st.integers(0, 2**62),
+            st.binary(max_size=12) | st.text(max_size=8).map(str.encode) | st.just(b"a\nb"),
+            st.booleans(),
+        ),
+        max_size=8,
+    )
+)
+def test_a_chunk_encodes_as_its_lines_do_one_by_one_whichever_path_it_takes(
+    raw: list[tuple[str, int, bytes, bool]],
+) -> None:
+    # Plain lines take a fast path (bytes as they are); any other line sends its whole
+    # chunk down the general one. Both must write the same records.
+    encoder = RecordEncoder("json")
+    encoder.started(attrs.evolve(META, labels={"k%": "100%"}))
+    lines = [LogLine(s, t, d, cut) for s, t, d, cut in raw]  # type: ignore[arg-type]
+    chunk = encoder.encode(CID, lines)
+    assert chunk == b"".join(encoder.encode(CID, [line]) for line in lines)
+    records = [json.loads(r) for r in chunk.splitlines()]
+    assert [r["line"] for r in records] == [line.text for line in lines]
+    assert [r["labels"] for r in records] == [{"k%": "100%"}] * len(lines)
