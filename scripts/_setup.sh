@@ -60,6 +60,8 @@ _deb_installed busybox-static || _missing+=(busybox-static)
 command -v promtool >/dev/null 2>&1 || _missing+=(prometheus)
 # tests/test_packaging.py checks packaging/systemd/actorpool.service with systemd-analyze.
 command -v systemd-analyze >/dev/null 2>&1 || _missing+=(systemd)
+# The second real engine of the suite: podman's Docker-compatible API (tests/engines/).
+command -v podman >/dev/null 2>&1 || _missing+=(podman runc)
 if ! PYTHON_BIN="$(_find_python)"; then
     _missing+=(python3 python3-venv)
 elif [ ! -x .venv/bin/python ] && ! "$PYTHON_BIN" -c 'import ensurepip, venv' 2>/dev/null; then
@@ -70,7 +72,7 @@ if [ "${#_missing[@]}" -gt 0 ]; then
     _apt_install "${_missing[@]}"
     PYTHON_BIN="$(_find_python)" || die "no Python >= 3.11 even after installing python3"
 else
-    echo "dockerd, busybox-static, promtool, systemd-analyze and Python >= 3.11 are installed"
+    echo "dockerd, podman, busybox-static, promtool, systemd-analyze and Python >= 3.11 are installed"
 fi
 
 stage "python environment (.venv)"

@@ -26,6 +26,11 @@ import pykka
 import pytest
 import requests
 
+from actorpool.testing.podman import (
+    PodmanService,
+    missing_podman_requirements,
+    sweep_stale_podman,
+)
 from actorpool.testing.sandbox import (
     IMAGE,
     Sandbox,
@@ -41,6 +46,7 @@ if TYPE_CHECKING:
 # Every sandbox this session started, shared or private, for the final check.
 _STARTED: list[Sandbox] = []
 _SHARED: dict[str, Sandbox] = {}
+_PODMAN: list[PodmanService] = []
 
 # Test defaults for make_config: a small pool, fast health checks and retries.
 _POOL_DEFAULTS: dict[str, Any] = {
@@ -82,6 +88,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     # here; sandboxes of live processes are left alone.
     try:
         sweep_stale_sandboxes()
+        sweep_stale_podman()
     except OSError as error:
         print(f"conftest: could not sweep stale sandboxes: {error}")
 
@@ -99,6 +106,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         remaining = sandbox.leftover_processes()
         if remaining:
             leftovers.append(f"{sandbox.root}: processes still running: {remaining}")
+    for service in _PODMAN:
+        service.cleanup()
+        remaining = service.leftover_processes()
+        if remaining or service.root.exists():
+            leftovers.append(f"{service.root}: not cleaned up (processes {remaining})")
     leftovers.extend(_stop_leaked_threads())
     if leftovers:
         print("\nconftest: leftovers at session end:\n  " + "\n  ".join(leftovers))
@@ -203,6 +215,44 @@ def private_sandboxes() -> Iterator[StartSandboxes]:
     finally:
         for sandbox in started:
             sandbox.cleanup()
+
+
+@pytest.fixture(scope="session")
+def podman() -> Iterator[PodmanService]:
+    """The session's private Podman API service (``podman system service``), the second engine.
+
+    Tests may restart it (containers survive, as with a live-restore dockerd);
+    each must leave it running. A machine without podman fails the session.
+    """
+    missing = missing_podman_requirements()
+    if missing:
+        pytest.exit(
+            "the Podman tests need:\n  - "
+            + "\n  - ".join(missing)
+            + "\n(on Debian, `bash scripts/test.sh` installs everything as root)",
+            returncode=3,
+        )
+    service = PodmanService()
+    _PODMAN.append(service)
+    try:
+        service.start()
+    except Exception as error:
+        service.cleanup()
+        pytest.exit(f"cannot start the private podman service: {error}", returncode=3)
+    try:
+        yield service
+    finally:
+        service.cleanup()
+
+
+@pytest.fixture(scope="session")
+def podman_api(podman: PodmanService) -> Iterator[Any]:
+    """A docker-py APIClient on the session's podman service, for test setup and checks only."""
+    client = podman.client(timeout=30)
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""Helpers for tests against real engines: a private sandbox dockerd and a fault proxy.
+"""Helpers for tests against real engines: a private dockerd, a private podman, a fault proxy.
 
 Public, for your own tests as for ours. No runtime module imports this package
 (a test enforces it); the CLI's ``--sandbox`` reaches it only when asked.

@@ -72,6 +72,7 @@ __all__ = [
     "find_busybox",
     "import_busybox_image",
     "missing_requirements",
+    "ping_socket",
     "sweep_stale_sandboxes",
 ]
 
@@ -305,6 +306,30 @@ def _wait_threads(pid: int, *, stopped: bool, timeout: float) -> bool:
 def _signal(pid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signum)
+
+
+def ping_socket(path: Path, timeout: float) -> bool:
+    """Whether ``GET /_ping`` on the unix socket ``path`` answers 200 within ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.settimeout(timeout)
+            conn.connect(str(path))
+            conn.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            data = b""
+            while b"\r\n" not in data:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                conn.settimeout(remaining)
+                chunk = conn.recv(1024)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError:
+        return False
+    status = data.split(b"\r\n", 1)[0].split()
+    return len(status) >= 2 and status[1] == b"200"
 
 
 # --------------------------------------------------------------------------- mounts & cgroups
@@ -568,26 +593,7 @@ class Sandbox:
         A raw request on the socket: no docker-py, no retries, so a paused or
         dead daemon shows up as ``False`` after at most ``timeout``.
         """
-        deadline = time.monotonic() + timeout
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-                conn.settimeout(timeout)
-                conn.connect(str(self.socket_path))
-                conn.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
-                data = b""
-                while b"\r\n" not in data:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        return False
-                    conn.settimeout(remaining)
-                    chunk = conn.recv(1024)
-                    if not chunk:
-                        break
-                    data += chunk
-        except OSError:
-            return False
-        status = data.split(b"\r\n", 1)[0].split()
-        return len(status) >= 2 and status[1] == b"200"
+        return ping_socket(self.socket_path, timeout)
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stop dockerd: SIGTERM, then SIGKILL after ``timeout`` seconds.
@@ -923,11 +929,12 @@ def sweep_stale_sandboxes(base: Path | str | None = None) -> list[Path]:
     return removed
 
 
-def _stale_roots(bases: Iterable[Path]) -> Iterator[Path]:
+def _stale_roots(bases: Iterable[Path], prefix: str = _PREFIX) -> Iterator[Path]:
+    """Directories ``<base>/<prefix>*`` whose ``owner`` file names a process that is gone."""
     for base in bases:
         with contextlib.suppress(OSError):
             for entry in base.iterdir():
-                if not entry.name.startswith(_PREFIX) or not entry.is_dir():
+                if not entry.name.startswith(prefix) or not entry.is_dir():
                     continue
                 try:
                     pid_text, started = (entry / "owner").read_text().split()
