@@ -7,6 +7,7 @@ subscriber, a Pykka actor, as ``LogChunk`` messages (batches of ``LogLine``);
 a ``LogStreamEnded`` says the stream is over (the container exited, or we
 unsubscribed). Without a CONTAINER the example starts a small busybox
 container itself, through the pool with ``Execute``, and removes it at the end.
+No daemon? ``actorpool sandbox`` starts one (see examples/README.md).
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from docker import APIClient
 
 import actorpool
 from actorpool.config import Config
+from actorpool.errors import ActorPoolError
 from actorpool.messages import (
     Execute,
     LogChunk,
     LogStreamEnded,
     LogStreamError,
+    Ping,
     SubscribeLogs,
     Unsubscribe,
 )
@@ -70,28 +73,34 @@ def start_talker(client: APIClient) -> str:
     return str(container["Id"])
 
 
-config = Config.from_mapping(
-    {
-        "docker": {
-            "pool": {"min_pool_size": 1, "initial_pool_size": 2},
-            "monitoring": {"enabled": False},
-        }
-    }
-)
+config = Config.from_mapping({"docker": {"pool": {"min_pool_size": 1, "initial_pool_size": 2}}})
 
-with actorpool.start(config) as pool:
-    ours = len(sys.argv) < 2
-    container = pool.router.ask(Execute(start_talker, timeout=60)) if ours else sys.argv[1]
-    finished = threading.Event()
-    printer = Printer.start(finished)
+
+def main() -> None:
+    with actorpool.start(config) as pool:
+        # No daemon: one clear error within 5 s, not a wait through every retry.
+        pool.router.ask(Ping(timeout=5))
+        ours = len(sys.argv) < 2
+        container = pool.router.ask(Execute(start_talker, timeout=60)) if ours else sys.argv[1]
+        finished = threading.Event()
+        printer = Printer.start(finished)
+        try:
+            # tail="all": the lines logged before we subscribed come first, then new ones.
+            subscription = pool.router.ask(SubscribeLogs(container, printer, tail="all"))
+            # A bounded run: our container exits by itself; someone else's we follow 10 s.
+            if not finished.wait(timeout=10):
+                pool.router.ask(Unsubscribe(subscription.id))
+                finished.wait(timeout=5)
+        finally:
+            printer.stop()
+            if ours:
+                pool.router.ask(
+                    Execute(lambda client: client.remove_container(container, force=True))
+                )
+
+
+if __name__ == "__main__":
     try:
-        # tail="all": the lines logged before we subscribed come first, then new ones.
-        subscription = pool.router.ask(SubscribeLogs(container, printer, tail="all"))
-        # A bounded run: our container exits by itself; someone else's we follow 10 s.
-        if not finished.wait(timeout=10):
-            pool.router.ask(Unsubscribe(subscription.id))
-            finished.wait(timeout=5)
-    finally:
-        printer.stop()
-        if ours:
-            pool.router.ask(Execute(lambda client: client.remove_container(container, force=True)))
+        main()
+    except ActorPoolError as error:  # e.g. no daemon, no such container: one line, no traceback
+        sys.exit(f"log_subscriber.py: {error}")

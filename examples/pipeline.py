@@ -7,12 +7,14 @@ logs to the parser actor (the subscriber), which finds each line's level and
 tells the aggregator, which counts lines per container and level. A timer on
 the pool's scheduler tells the aggregator to report every second: actors never
 sleep, they get a message when it is time. When both streams have ended the
-example prints the final counts and stops every actor it started.
+example prints the final counts and stops every actor it started. No daemon?
+``actorpool sandbox`` starts one (see examples/README.md).
 """
 
 from __future__ import annotations
 
 import collections
+import sys
 import threading
 from typing import Any
 
@@ -23,7 +25,15 @@ from docker import APIClient
 import actorpool
 from actorpool.config import Config
 from actorpool.engine.scheduler import Scheduler, TimerHandle
-from actorpool.messages import Execute, LogChunk, LogStreamEnded, LogStreamError, SubscribeLogs
+from actorpool.errors import ActorPoolError
+from actorpool.messages import (
+    Execute,
+    LogChunk,
+    LogStreamEnded,
+    LogStreamError,
+    Ping,
+    SubscribeLogs,
+)
 from actorpool.testing.sandbox import import_busybox_image
 
 REPORT_EVERY = 1.0  # seconds
@@ -138,31 +148,35 @@ def remove(client: APIClient, ids: list[str]) -> None:
         client.remove_container(cid, force=True)
 
 
-config = Config.from_mapping(
-    {
-        "docker": {
-            "pool": {"min_pool_size": 1, "initial_pool_size": 2},
-            "monitoring": {"enabled": False},
-        }
-    }
-)
+config = Config.from_mapping({"docker": {"pool": {"min_pool_size": 1, "initial_pool_size": 2}}})
 
-with actorpool.start(config) as pool:
-    names = pool.router.ask(Execute(start_loggers, timeout=60))
-    finished = threading.Event()
-    aggregator = Aggregator.start(pool.scheduler, len(names), finished)
-    parser = Parser.start(names, aggregator)
+
+def main() -> None:
+    with actorpool.start(config) as pool:
+        # No daemon: one clear error within 5 s, not a wait through every retry.
+        pool.router.ask(Ping(timeout=5))
+        names = pool.router.ask(Execute(start_loggers, timeout=60))
+        finished = threading.Event()
+        aggregator = Aggregator.start(pool.scheduler, len(names), finished)
+        parser = Parser.start(names, aggregator)
+        try:
+            for cid in names:
+                pool.router.ask(SubscribeLogs(cid, parser))
+            finished.wait(timeout=30)  # both containers exit after a few seconds
+            counts = aggregator.ask(GetCounts())
+        finally:
+            parser.stop()
+            aggregator.stop()
+            pool.router.ask(Execute(lambda client: remove(client, list(names))))
+
+    print("final counts:")
+    for name in sorted(names.values()):
+        row = "  ".join(f"{level}={counts.get((name, level), 0)}" for level in LEVELS)
+        print(f"  {name:<14} {row}")
+
+
+if __name__ == "__main__":
     try:
-        for cid in names:
-            pool.router.ask(SubscribeLogs(cid, parser))
-        finished.wait(timeout=30)  # both containers exit after a few seconds
-        counts = aggregator.ask(GetCounts())
-    finally:
-        parser.stop()
-        aggregator.stop()
-        pool.router.ask(Execute(lambda client: remove(client, list(names))))
-
-print("final counts:")
-for name in sorted(names.values()):
-    row = "  ".join(f"{level}={counts.get((name, level), 0)}" for level in LEVELS)
-    print(f"  {name:<14} {row}")
+        main()
+    except ActorPoolError as error:  # e.g. no daemon, no such container: one line, no traceback
+        sys.exit(f"pipeline.py: {error}")

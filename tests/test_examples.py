@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from actorpool.testing.sandbox import Sandbox
 
@@ -16,11 +20,12 @@ from helpers import numbered_lines_cmd
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 MakeContainer = Callable[..., str]
+Completed = subprocess.CompletedProcess[str]
 
 
-def run_example(name: str, *args: str, sandbox: Sandbox, timeout: float = 60) -> str:
-    env = {**os.environ, "DOCKER_HOST": sandbox.url}
-    result = subprocess.run(
+def start_example(name: str, *args: str, host: str, timeout: float = 60) -> Completed:
+    env = {**os.environ, "DOCKER_HOST": host}
+    return subprocess.run(
         [sys.executable, str(EXAMPLES / name), *args],
         capture_output=True,
         text=True,
@@ -28,9 +33,48 @@ def run_example(name: str, *args: str, sandbox: Sandbox, timeout: float = 60) ->
         timeout=timeout,
         check=False,
     )
+
+
+def run_example(name: str, *args: str, sandbox: Sandbox, timeout: float = 60) -> str:
+    result = start_example(name, *args, host=sandbox.url, timeout=timeout)
     assert result.returncode == 0, f"{name} failed:\n{result.stdout}\n{result.stderr}"
     assert "Traceback" not in result.stderr, result.stderr
     return result.stdout
+
+
+def failed_example(name: str, *args: str, host: str) -> str:
+    """Run an example that must fail: exit 1, no traceback; its last stderr line."""
+    began = time.monotonic()
+    result = start_example(name, *args, host=host, timeout=60)
+    assert result.returncode == 1, f"{name}:\n{result.stdout}\n{result.stderr}"
+    assert "Traceback" not in result.stderr, result.stderr
+    assert time.monotonic() - began < 30  # the first ping is bounded (5 s), not every retry
+    return result.stderr.splitlines()[-1]
+
+
+ALL_EXAMPLES = sorted(path.name for path in EXAMPLES.glob("*.py"))
+
+
+@pytest.mark.parametrize("name", ALL_EXAMPLES)
+def test_without_a_daemon_each_example_exits_with_one_message(name: str, tmp_path: Path) -> None:
+    dead = tmp_path / "docker.sock"
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(str(dead))  # a socket file whose daemon is gone: connection refused
+    line = failed_example(name, host=f"unix://{dead}")
+    assert line.startswith(f"{name}: ping: "), line
+    assert f"cannot reach Docker at unix://{dead}: connection refused" in line
+
+
+def test_log_subscriber_of_no_such_container_exits_with_one_message(sandbox: Sandbox) -> None:
+    line = failed_example("log_subscriber.py", "no-such-container", host=sandbox.url)
+    assert line.startswith("log_subscriber.py: inspect_container: not found: No such container")
+
+
+def test_the_examples_readme_describes_every_example() -> None:
+    readme = (EXAMPLES / "README.md").read_text()
+    for name in ALL_EXAMPLES:
+        assert f"| `{name}" in readme, name
+    assert "actorpool sandbox" in readme
 
 
 def example_containers(docker_api: Any, which: str) -> list[str]:
