@@ -59,7 +59,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
-"""The daemon address used when neither the file nor ``DOCKER_HOST`` gives one."""
+"""The daemon address when nothing names one (no socket_path, context, DOCKER_HOST...)."""
 
 DEFAULT_ENDPOINT = "default"
 """The name of the one endpoint of a configuration without ``docker.endpoints``."""
@@ -84,6 +84,8 @@ is dockerd's own ``metrics-addr``), and below Linux's ephemeral range
 (32768-60999), so an outgoing connection never holds it.
 """
 _API_VERSION = re.compile(r"^1\.\d{1,2}$")
+# The docker CLI's rule for context names (cli/command/context: validateContextName).
+_CONTEXT_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.+-]*$")
 _METRIC_PREFIX = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _DURATION_RULE = "must be a duration such as '250ms', '5s', '1h30m' or a number of seconds"
 
@@ -177,16 +179,25 @@ def _exact_seconds(value: object, key_path: str) -> Fraction:
 
 
 def normalize_socket_path(value: object, key_path: str) -> str:
-    """Normalise a daemon address to ``"unix:///abs/path"`` or ``"tcp://host:port"``.
+    """Normalise a daemon address as the docker CLI's ``-H`` takes it.
+
+    An absolute socket path becomes ``"unix:///abs/path"``; ``tcp://host[:port]`` and
+    ``ssh://[user@]host[:port]`` keep their form. A tcp address may leave the port out:
+    :func:`actorpool.transport.endpoint.resolve_endpoint` then picks 2376 with TLS, 2375
+    without (the docker CLI picks 2375 either way).
 
     Args:
-        value: An absolute socket path or a ``unix://`` / ``tcp://`` URL.
-        key_path: The option (or environment variable) being parsed, named in the error.
+        value: An absolute socket path or a ``unix://``, ``tcp://`` or ``ssh://`` URL.
+        key_path: The option (or flag, or environment variable) being parsed, named in the error.
 
     Raises:
-        ConfigError: Another scheme, a relative path, or a tcp URL without host and port.
+        ConfigError: Another scheme, a relative path, or a tcp/ssh URL without a host or
+            with a path or query (or, for ssh, a password: ssh uses keys).
     """
-    rule = "must be an absolute unix socket path, 'unix:///abs/path' or 'tcp://host:port'"
+    rule = (
+        "must be an absolute unix socket path, 'unix:///abs/path', 'tcp://host[:port]' "
+        "or 'ssh://[user@]host[:port]'"
+    )
     if not isinstance(value, str) or not value:
         raise _fail(key_path, rule, value)
     path = value.removeprefix("unix://")
@@ -195,16 +206,23 @@ def normalize_socket_path(value: object, key_path: str) -> str:
         return "unix:///" + os.path.normpath(path).lstrip("/")
     if value.startswith("unix://"):
         raise _fail(key_path, "the unix socket path must be absolute", value)
-    if value.startswith("tcp://"):
-        tcp_rule = "a tcp address must be exactly 'tcp://host:port'"
+    scheme = value.partition("://")[0]
+    if scheme in ("tcp", "ssh"):
+        net_rule = f"a {scheme} address must be exactly '{scheme}://" + (
+            "host[:port]'" if scheme == "tcp" else "[user@]host[:port]'"
+        )
         try:
             url = urlsplit(value)
             host, port = url.hostname, url.port
         except ValueError:
-            raise _fail(key_path, tcp_rule, value) from None
-        if not host or port is None or url.path not in ("", "/") or url.query:
-            raise _fail(key_path, tcp_rule, value)
-        return f"tcp://[{host}]:{port}" if ":" in host else f"tcp://{host}:{port}"
+            raise _fail(key_path, net_rule, value) from None
+        if not host or url.path not in ("", "/") or url.query or url.fragment:
+            raise _fail(key_path, net_rule, value)
+        if scheme == "ssh" and url.password is not None:
+            raise _fail(key_path, net_rule, value)
+        netloc = f"[{host}]" if ":" in host else host
+        user = f"{url.username}@" if scheme == "ssh" and url.username else ""
+        return f"{scheme}://{user}{netloc}" + ("" if port is None else f":{port}")
     raise _fail(key_path, rule, value)
 
 
@@ -296,6 +314,20 @@ def _socket_url(inst: _Section, attr: attrs.Attribute[Any], value: object) -> No
     normalize_socket_path(value, _key(inst, attr))
 
 
+def _optional(check: _Validator) -> _Validator:
+    def optional(inst: _Section, attr: attrs.Attribute[Any], value: object) -> None:
+        if value is not None:
+            check(inst, attr, value)
+
+    return optional
+
+
+def _context_name(inst: _Section, attr: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not _CONTEXT_NAME.match(value):
+        rule = "must be a docker context name (letters, digits, '_', '.', '+', '-')"
+        raise _fail(_key(inst, attr), rule, value)
+
+
 def _api_version(inst: _Section, attr: attrs.Attribute[Any], value: object) -> None:
     if isinstance(value, float):
         # YAML reads `version: 1.40` as the float 1.4, which would silently mean 1.4.
@@ -346,7 +378,10 @@ class PoolConfig(_Section):
 
     _path: ClassVar[str] = "docker.pool"
 
-    socket_path: str = attrs.field(default=DEFAULT_SOCKET, converter=_socket, validator=_socket_url)
+    socket_path: str | None = attrs.field(
+        default=None, converter=_socket, validator=_optional(_socket_url)
+    )
+    context: str | None = attrs.field(default=None, validator=_optional(_context_name))
     min_pool_size: int = attrs.field(default=5, validator=_integer(1))
     max_pool_size: int = attrs.field(default=20, validator=_integer(1))
     initial_pool_size: int = attrs.field(default=10, validator=_integer(1))
@@ -377,11 +412,12 @@ class PoolConfig(_Section):
         _not_above(self, "min_pool_size", "initial_pool_size")
         _not_above(self, "initial_pool_size", "max_pool_size")
         _not_above(self, "initial_retry_delay", "max_retry_delay")
-
-    @property
-    def is_tcp(self) -> bool:
-        """Whether the daemon is reached over TCP (the only case where TLS applies)."""
-        return self.socket_path.startswith("tcp://")
+        if self.socket_path is not None and self.context is not None:
+            rule = (
+                f"cannot be set together with {self._path}.socket_path (like docker's -H "
+                "and --context); keep one"
+            )
+            raise _fail(f"{self._path}.context", rule, self.context)
 
 
 @attrs.frozen
@@ -390,7 +426,7 @@ class ApiConfig(_Section):
 
     _path: ClassVar[str] = "docker.api"
 
-    version: str = attrs.field(default="1.40", validator=_api_version)
+    version: str = attrs.field(default="auto", validator=_api_version)
     timeout: float = _dur(30.0)
     tls_verify: bool = attrs.field(default=False, validator=_boolean)
     tls_ca_cert: str | None = attrs.field(default=None, validator=_existing_file)
@@ -524,14 +560,6 @@ def _endpoint_name(inst: _Section, attr: attrs.Attribute[Any], value: object) ->
         raise _fail("docker.endpoints", _ENDPOINT_RULE, value)
 
 
-def _optional(check: _Validator) -> _Validator:
-    def optional(inst: _Section, attr: attrs.Attribute[Any], value: object) -> None:
-        if value is not None:
-            check(inst, attr, value)
-
-    return optional
-
-
 @attrs.frozen
 class EndpointConfig(_Section):
     """``docker.endpoints.NAME``: one daemon of several, with its own pool.
@@ -611,8 +639,10 @@ def _section(cls: type[_Section]) -> _Validator:
 class Config(_Section):
     """The whole configuration (root key ``docker``).
 
-    ``Config()`` is the documented defaults, environment ignored;
-    :meth:`default` and :func:`load_config` also honour ``DOCKER_HOST``.
+    ``Config()`` is the documented defaults. The configuration never reads the
+    environment: ``DOCKER_HOST``, ``DOCKER_CONTEXT``, ``DOCKER_API_VERSION`` and the TLS
+    variables apply when a client is built, as the docker CLI applies them
+    (:func:`actorpool.transport.endpoint.endpoint_for`).
     """
 
     _path: ClassVar[str] = "docker"
@@ -639,21 +669,27 @@ class Config(_Section):
 
     def __attrs_post_init__(self) -> None:
         if self.endpoints:
-            if self.pool.socket_path != DEFAULT_SOCKET:
-                rule = "cannot be set together with docker.endpoints; give each endpoint its host"
-                raise _fail("docker.pool.socket_path", rule, self.pool.socket_path)
+            for key in ("socket_path", "context"):
+                if getattr(self.pool, key) is not None:
+                    rule = "cannot be set with docker.endpoints; give each endpoint its host"
+                    raise _fail(f"docker.pool.{key}", rule, getattr(self.pool, key))
             for endpoint in self.endpoints:
                 self.for_endpoint(endpoint.name)  # validates the combination
             return
         self._check_tls()
 
     def _check_tls(self) -> None:
-        if self.api.uses_tls and not self.pool.is_tcp:
+        socket_path, context = self.pool.socket_path, self.pool.context
+        tcp = socket_path is None or socket_path.startswith("tcp://")
+        if self.api.uses_tls and (context is not None or not tcp):
             set_ = [a.name for a in attrs.fields(ApiConfig) if a.name.startswith("tls_")]
             name = next(n for n in set_ if getattr(self.api, n) not in (None, False))
             rule = (
                 f"TLS applies only to tcp:// hosts but docker.pool.socket_path is "
-                f"{self.pool.socket_path!r}; remove the TLS options or use tcp://host:port"
+                f"{socket_path!r}; remove the TLS options or use tcp://host[:port]"
+                if context is None
+                else f"a docker context brings its own TLS material (docker.pool.context is "
+                f"{context!r}); remove the TLS options"
             )
             raise _fail(f"docker.api.{name}", rule, getattr(self.api, name))
 
@@ -685,28 +721,19 @@ class Config(_Section):
             raise ConfigError(f"{endpoint.key_path()}: {exc}") from exc
 
     @classmethod
-    def default(cls, *, environ: Mapping[str, str] | None = None) -> Config:
-        """The defaults, with ``socket_path`` taken from ``DOCKER_HOST`` when that is set."""
-        return cls.from_mapping({}, environ=environ)
-
-    @classmethod
-    def from_mapping(
-        cls, data: Mapping[str, Any] | None, *, environ: Mapping[str, str] | None = None
-    ) -> Config:
+    def from_mapping(cls, data: Mapping[str, Any] | None) -> Config:
         """Build and validate a configuration from parsed YAML.
 
         Args:
             data: The whole document, ``{"docker": {section: {key: value}}}``;
                 ``None`` or ``{}`` gives the defaults.
-            environ: Where to read ``DOCKER_HOST`` (defaults to ``os.environ``); it
-                applies only when ``docker.pool.socket_path`` is not given.
 
         Raises:
             ConfigError: Anything is unknown, of the wrong type or out of range;
                 it carries every problem found, not only the first.
         """
         problems: list[ConfigError] = []
-        config = _build(data, os.environ if environ is None else environ, problems)
+        config = _build(data, problems)
         if config is None:
             raise _combined([str(p) for p in problems], problems[0].key_path)
         return config
@@ -736,9 +763,7 @@ def _endpoints(value: object, problems: list[ConfigError]) -> tuple[EndpointConf
     return tuple(result)
 
 
-def _build(
-    data: Mapping[str, Any] | None, environ: Mapping[str, str], problems: list[ConfigError]
-) -> Config | None:
+def _build(data: Mapping[str, Any] | None, problems: list[ConfigError]) -> Config | None:
     """The configuration of ``data``, or ``None`` with every problem added to ``problems``."""
     before = len(problems)
     root = _mapping(data, "the configuration root", problems)
@@ -746,9 +771,7 @@ def _build(
     docker = _mapping(root.get("docker"), "docker", problems)
     _check_keys(docker, [*_SECTIONS, "endpoints"], "docker", "docker.", problems)
     endpoints = _endpoints(docker.get("endpoints"), problems)
-    # DOCKER_HOST names the one daemon of a configuration without endpoints.
-    environ = {} if docker.get("endpoints") else environ
-    sections = {name: _section_of(name, docker.get(name), environ, problems) for name in _SECTIONS}
+    sections = {name: _section_of(name, docker.get(name), problems) for name in _SECTIONS}
     if len(problems) > before:
         return None
     try:
@@ -758,9 +781,7 @@ def _build(
         return None
 
 
-def _section_of(
-    name: str, raw: object, environ: Mapping[str, str], problems: list[ConfigError]
-) -> Any:
+def _section_of(name: str, raw: object, problems: list[ConfigError]) -> Any:
     """Section ``name`` of ``raw``; each field is checked on its own, so every problem shows."""
     cls, path = _SECTIONS[name], f"docker.{name}"
     values = dict(_mapping(raw, path, problems))
@@ -778,12 +799,6 @@ def _section_of(
     before = len(problems)
     _check_keys(values, [*fields, *aliases], path, f"{path}.", problems)
     _resolve_aliases(values, aliases, path, problems)
-    if name == "pool" and "socket_path" not in values and environ.get("DOCKER_HOST"):
-        where = "DOCKER_HOST (used as docker.pool.socket_path)"
-        try:
-            values["socket_path"] = normalize_socket_path(environ["DOCKER_HOST"], where)
-        except ConfigError as error:
-            problems.append(error)
     defaults = cls()
     for key, value in values.items():
         field = fields.get(key)
@@ -896,13 +911,12 @@ def _line_of(key_path: str | None, lines: Mapping[str, int]) -> int:
 
 
 def load_config(
-    path: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] | None = None
+    path: str | os.PathLike[str] | None = None,
 ) -> Config:
     """Load a YAML configuration file; no path (or an empty file) gives the defaults.
 
     Args:
         path: The YAML file, or ``None`` for the defaults.
-        environ: Where to read ``DOCKER_HOST`` (defaults to ``os.environ``).
 
     Raises:
         ConfigError: The file is missing, unreadable, not valid YAML or not a valid
@@ -910,7 +924,7 @@ def load_config(
             as ``FILE:LINE: key.path: rule, got value``.
     """
     if path is None:
-        return Config.default(environ=environ)
+        return Config()
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -931,7 +945,7 @@ def load_config(
         loader.dispose()
     lines, placed = _key_lines(node)
     problems: list[ConfigError] = []
-    config = _build(data, os.environ if environ is None else environ, problems)
+    config = _build(data, problems)
     if config is not None and not placed:
         return config
     placed += [(_line_of(error.key_path, lines), error) for error in problems]

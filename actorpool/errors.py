@@ -15,6 +15,7 @@ from pykka import ActorDeadError, Timeout
 
 __all__ = [
     "ActorPoolError",
+    "ApiVersionError",
     "BadRequest",
     "ConfigError",
     "Conflict",
@@ -31,6 +32,7 @@ __all__ = [
     "RequestTimeout",
     "RetriesExhausted",
     "StreamError",
+    "TLSError",
     "TooManyStreams",
     "UnknownEndpoint",
     "UnknownMessage",
@@ -113,8 +115,26 @@ class BadRequest(DockerError):
     """The daemon rejected the request as malformed (any other 4xx). Never retried."""
 
 
+class ApiVersionError(BadRequest):
+    """The daemon refuses the API version actorpool speaks (HTTP 400). Never retried.
+
+    Engine 29 serves only API >= 1.44: a client pinned below its floor (or above its
+    newest version) gets this for every call. The message names both versions and how to
+    fix it (``docker.api.version: auto`` or ``DOCKER_API_VERSION``).
+    """
+
+
 class DockerUnavailable(ActorPoolError):
     """The Docker daemon cannot be reached (no socket, refused, reset, unreachable host)."""
+
+
+class TLSError(DockerUnavailable):
+    """TLS to the daemon failed (wrong CA, missing or foreign client certificate, TLS required).
+
+    A ``DockerUnavailable`` (nothing was exchanged with the daemon) but never retried: a
+    certificate that does not verify now will not verify in a second, and actorpool never
+    falls back to plain HTTP. The message says what failed and which file or variable to fix.
+    """
 
 
 class RequestTimeout(ActorPoolError, Timeout, TimeoutError):

@@ -33,6 +33,7 @@ from actorpool.pool.router import AlertTarget, RouterActor
 from actorpool.pool.supervisor import Bootstrap, SupervisorActor
 from actorpool.streams.manager import StreamManager
 from actorpool.transport.client import tls_warning
+from actorpool.transport.endpoint import endpoint_for
 
 __all__ = ["Pool", "start"]
 
@@ -129,7 +130,8 @@ class Pool:
         try:
             for name in names:
                 endpoint_config = config.for_endpoint(name)
-                warning = tls_warning(endpoint_config)
+                # Resolved here first: an unknown context or a missing TLS file fails start().
+                warning = tls_warning(endpoint_for(endpoint_config))
                 if warning:
                     logger.warning("endpoint %s: %s", name, warning)
                 checks = (

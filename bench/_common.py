@@ -142,7 +142,7 @@ def bench_config(sandbox: Sandbox, **pool: Any) -> Config:
             "rate_limit": {"enabled": False},
         }
     }
-    return Config.from_mapping(data, environ={})
+    return Config.from_mapping(data)
 
 
 # ----------------------------------------------------------------- timing

@@ -881,7 +881,7 @@ class _Soak:
                 },
             }
         }
-        return Config.from_mapping(data, environ={})
+        return Config.from_mapping(data)
 
     def new_container(self) -> str:
         cmd = line_cmd(self.o.line_interval_us)

@@ -62,6 +62,9 @@ command -v promtool >/dev/null 2>&1 || _missing+=(prometheus)
 command -v systemd-analyze >/dev/null 2>&1 || _missing+=(systemd)
 # The second real engine of the suite: podman's Docker-compatible API (tests/engines/).
 command -v podman >/dev/null 2>&1 || _missing+=(podman runc)
+# The ssh:// endpoint tests run a private sshd (and its ssh client) on 127.0.0.1.
+[ -x /usr/sbin/sshd ] || _missing+=(openssh-server)
+command -v ssh >/dev/null 2>&1 || _missing+=(openssh-client)
 if ! PYTHON_BIN="$(_find_python)"; then
     _missing+=(python3 python3-venv)
 elif [ ! -x .venv/bin/python ] && ! "$PYTHON_BIN" -c 'import ensurepip, venv' 2>/dev/null; then
@@ -72,7 +75,7 @@ if [ "${#_missing[@]}" -gt 0 ]; then
     _apt_install "${_missing[@]}"
     PYTHON_BIN="$(_find_python)" || die "no Python >= 3.11 even after installing python3"
 else
-    echo "dockerd, podman, busybox-static, promtool, systemd-analyze and Python >= 3.11 are installed"
+    echo "dockerd, podman, busybox-static, promtool, systemd-analyze, sshd and Python >= 3.11 are installed"
 fi
 
 stage "python environment (.venv)"

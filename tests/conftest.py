@@ -402,7 +402,7 @@ def make_config(request: pytest.FixtureRequest) -> MakeConfig:
         data.setdefault("monitoring", {}).setdefault("enabled", False)
         # The production default (100 requests/s) would throttle load tests; rate-limit tests ask.
         data.setdefault("rate_limit", {}).setdefault("enabled", False)
-        return Config.from_mapping({"docker": data}, environ={})
+        return Config.from_mapping({"docker": data})
 
     return make
 

@@ -53,6 +53,7 @@ from actorpool.messages import (
     Version,
 )
 from actorpool.runtime import Pool
+from actorpool.transport.endpoint import daemon_url
 
 MakeConfig = Callable[..., Config]
 
@@ -617,20 +618,21 @@ def test_a_call_in_flight_when_the_pool_stops_ends_quietly(
 
 
 def test_start_with_production_defaults_and_a_dead_docker_host_returns_at_once(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``DOCKER_HOST`` names a dead socket; every other setting is the production default.
 
     (Except the metrics port: 0, so the test cannot collide with a running monitor.)
     """
     url = f"unix://{tmp_path}/nothing.sock"
-    config = Config.default(environ={"DOCKER_HOST": url})
+    monkeypatch.setenv("DOCKER_HOST", url)
+    config = Config()
     config = attrs.evolve(config, monitoring=attrs.evolve(config.monitoring, listen="127.0.0.1:0"))
     began = time.monotonic()
     pool = actorpool.start(config)
     try:
         assert time.monotonic() - began <= START_LIMIT
-        assert pool.config.pool.socket_path == url
+        assert daemon_url(pool.config) == url
         outcome, seconds = timed_ask(pool, Ping(timeout=2))
         check_unreachable(outcome, deadline_ok=True)
         assert isinstance(outcome, ActorPoolError)

@@ -16,6 +16,7 @@ from actorpool.config import Config
 from actorpool.errors import ActorPoolError, ConfigError, FanOutError, PoolStopped
 from actorpool.messages import Execute, ListContainers, Ping, SubscribeLogs
 from actorpool.testing.sandbox import IMAGE, Sandbox
+from actorpool.transport.endpoint import endpoint_for
 
 from helpers import wait_until
 
@@ -41,7 +42,8 @@ def actor_threads() -> list[str]:
 def test_start_with_none_uses_docker_host(sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_HOST", sandbox.url)
     with actorpool.start() as pool:
-        assert pool.config.pool.socket_path == sandbox.url
+        assert endpoint_for(pool.config).url == sandbox.url
+        assert endpoint_for(pool.config).source == "from DOCKER_HOST"
         assert pool.router.ask(Ping()) is True
 
 

@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import attrs
 import pytest
 
 import actorpool
@@ -34,6 +33,7 @@ from actorpool import cli
 from actorpool.config import DEFAULT_MONITOR_LISTEN, Config, load_config
 from actorpool.errors import ActorPoolError, ConfigError, DockerUnavailable
 from actorpool.messages import Execute, Ping
+from actorpool.testing.pki import Pki, make_pki
 from actorpool.transport.client import make_client
 
 from helpers import restored_logging
@@ -48,8 +48,7 @@ TOLERANCE = 1.0
 
 def test_no_metrics_port_by_default_and_the_monitors_default_is_loopback() -> None:
     assert Config().monitoring.listen is None
-    assert Config.default(environ={}).monitoring.listen is None
-    assert load_config(REPO / "config.yaml", environ={}).monitoring.listen is None
+    assert load_config(REPO / "config.yaml").monitoring.listen is None
     assert DEFAULT_MONITOR_LISTEN.startswith("127.0.0.1:")
 
 
@@ -109,67 +108,19 @@ def test_a_started_pool_serves_metrics_on_loopback_only(make_config: MakeConfig)
 # --------------------------------------------------------------------------- TLS material
 
 
-@attrs.frozen
-class Pki:
-    """A throwaway CA, a server certificate for 127.0.0.1, a client certificate, another CA."""
-
-    ca: Path
-    server_cert: Path
-    server_key: Path
-    client_cert: Path
-    client_key: Path
-    other_ca: Path
-
-    @property
-    def key_material(self) -> str:
-        """A recognisable piece of the client's private key (the base64 body's middle)."""
-        body = "".join(
-            line
-            for line in self.client_key.read_text().splitlines()
-            if line and not line.startswith("-----")
-        )
-        return body[len(body) // 3 : len(body) // 3 + 32]
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=30)
-
-
-def _make_ca(directory: Path, name: str) -> tuple[Path, Path]:
-    key, cert = directory / f"{name}.key", directory / f"{name}.pem"
-    _openssl(
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-        "-nodes", "-keyout", key.name, "-out", cert.name, "-days", "2",
-        "-subj", f"/CN=actorpool test {name}", cwd=directory,
-    )  # fmt: skip
-    return cert, key
-
-
-def _make_leaf(
-    directory: Path, name: str, ca: tuple[Path, Path], extension: str
-) -> tuple[Path, Path]:
-    key, csr, cert = directory / f"{name}.key", directory / f"{name}.csr", directory / f"{name}.pem"
-    ext = directory / f"{name}.ext"
-    ext.write_text(extension + "\n")
-    _openssl(
-        "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", key.name, "-out", csr.name, "-subj", f"/CN={name}", cwd=directory,
-    )  # fmt: skip
-    _openssl(
-        "x509", "-req", "-in", csr.name, "-CA", str(ca[0]), "-CAkey", str(ca[1]),
-        "-CAcreateserial", "-out", cert.name, "-days", "2", "-extfile", ext.name, cwd=directory,
-    )  # fmt: skip
-    return cert, key
+def key_material(pki: Pki) -> str:
+    """A recognisable piece of the client's private key (the base64 body's middle)."""
+    body = "".join(
+        line
+        for line in pki.client_key.read_text().splitlines()
+        if line and not line.startswith("-----")
+    )
+    return body[len(body) // 3 : len(body) // 3 + 32]
 
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    directory = tmp_path_factory.mktemp("pki")
-    ca = _make_ca(directory, "ca")
-    other = _make_ca(directory, "other-ca")
-    server = _make_leaf(directory, "server", ca, "subjectAltName=IP:127.0.0.1")
-    client = _make_leaf(directory, "client", ca, "extendedKeyUsage=clientAuth")
-    return Pki(ca[0], server[0], server[1], client[0], client[1], other[0])
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 def tcp_config(make_config: MakeConfig, port: int = 1, **api: Any) -> Config:
@@ -357,7 +308,7 @@ def test_tls_against_a_real_server_verifies_both_ways(
             ), outcome
             assert seconds <= 2.0 + 3.0  # the call's deadline, plus starting and stopping a pool
     text = "\n".join(r.getMessage() for r in caplog.records)
-    assert pki.key_material not in text
+    assert key_material(pki) not in text
 
 
 def test_the_configured_ca_wins_over_requests_ca_bundle(
@@ -405,7 +356,7 @@ def test_config_check_shows_key_paths_but_never_key_material(
     code, output = _run_cli(["config", "check", str(path)], capsys)
     assert code == 0, output
     assert str(pki.client_key) in output  # the path is shown on purpose
-    assert pki.key_material not in output
+    assert key_material(pki) not in output
     assert "PRIVATE KEY" not in output
 
 
@@ -418,16 +369,16 @@ def test_a_password_in_the_daemon_url_is_never_shown(
     code, output = _run_cli(["config", "check", str(good)], capsys)
     assert code == 0, output
     assert token not in output
-    # The same address without a port is invalid: the error must not repeat the password.
+    # The same address with a path is invalid: the error must not repeat the password.
     bad = tmp_path / "bad.yaml"
-    bad.write_text(f"docker:\n  pool:\n    socket_path: tcp://admin:{token}@127.0.0.1\n")
+    bad.write_text(f"docker:\n  pool:\n    socket_path: tcp://admin:{token}@127.0.0.1/x\n")
     code, output = _run_cli(["config", "check", str(bad)], capsys)
     assert code != 0
     assert "socket_path" in output
     assert token not in output, output
     with pytest.raises(ConfigError) as caught:
         Config.from_mapping(
-            {"docker": {"pool": {"socket_path": f"tcp://admin:{token}@127.0.0.1"}}}, environ={}
+            {"docker": {"pool": {"socket_path": f"tcp://admin:{token}@127.0.0.1/x"}}}
         )
     assert token not in str(caught.value)
 

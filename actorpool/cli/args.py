@@ -70,8 +70,11 @@ exit codes:
   4    any other actorpool error (e.g. no such container, metrics port in use)
   130  interrupted (Ctrl-C)
 
-The daemon address comes from -H, else the config file's docker.pool.socket_path,
-else DOCKER_HOST, else unix:///var/run/docker.sock.
+The daemon is chosen as the docker CLI chooses it: -H (or the config file's
+docker.pool.socket_path), else --context (or docker.pool.context), else DOCKER_HOST,
+else DOCKER_CONTEXT, else the current context of `docker context use`, else
+unix:///var/run/docker.sock. TLS comes from DOCKER_TLS_VERIFY and DOCKER_CERT_PATH (or a
+context); DOCKER_API_VERSION pins the API version (default: negotiated).
 """
 
 
@@ -100,7 +103,14 @@ def _add_common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         "--host",
         metavar="HOST",
         default=default(None),
-        help="daemon address: unix:///path/docker.sock or tcp://host:port (overrides all else)",
+        help="daemon address: unix:///path/docker.sock, tcp://host[:port] or "
+        "ssh://[user@]host[:port] (overrides all else)",
+    )
+    group.add_argument(
+        "--context",
+        metavar="NAME",
+        default=default(None),
+        help="docker context to use (as made by `docker context create`); beats DOCKER_HOST",
     )
     group.add_argument(
         "--log-level",

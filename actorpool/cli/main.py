@@ -10,11 +10,13 @@ Commands (``actorpool COMMAND --help`` for each)::
     actorpool config check [FILE]               validate a config, print it with defaults
 
 Global options (before or after the command): ``--config FILE``, ``-H/--host``
-(like Docker's), ``--log-level`` (actorpool's own loggers), ``--debug-libraries``
-(docker-py, urllib3 and pykka at debug too), ``--log-json`` and ``--debug``. The daemon
-address is taken from ``-H``, else the config file's
-``docker.pool.socket_path``, else ``DOCKER_HOST``, else
-``unix:///var/run/docker.sock``.
+and ``--context`` (like Docker's), ``--log-level`` (actorpool's own loggers),
+``--debug-libraries`` (docker-py, urllib3 and pykka at debug too), ``--log-json`` and
+``--debug``. The daemon is chosen by the docker CLI's rules
+(:mod:`actorpool.transport.endpoint`): ``-H`` or ``docker.pool.socket_path``, else
+``--context`` or ``docker.pool.context``, else ``DOCKER_HOST``, else
+``DOCKER_CONTEXT``, else the current docker context, else
+``unix:///var/run/docker.sock``; ``config check`` and ``health`` say which and why.
 
 Every command that talks to Docker first pings the daemon once with a short
 timeout: a daemon that is down is then one clear line after two seconds,
@@ -92,7 +94,6 @@ from actorpool.cli.sandbox import start_demo, start_demo_containers, start_sandb
 from actorpool.cli.writer import TICK, LogWriter
 from actorpool.config import (
     DEFAULT_MONITOR_LISTEN,
-    DEFAULT_SOCKET,
     Config,
     config_to_dict,
     load_config,
@@ -100,10 +101,12 @@ from actorpool.config import (
 )
 from actorpool.errors import (
     ActorPoolError,
+    ApiVersionError,
     ConfigError,
     DockerUnavailable,
     NoHealthyConnections,
     NotFound,
+    TLSError,
 )
 from actorpool.messages import (
     ContainerLogs,
@@ -116,6 +119,7 @@ from actorpool.messages import (
 )
 from actorpool.observe.log import configure_logging
 from actorpool.observe.metrics import MetricsServerError
+from actorpool.transport.endpoint import DEFAULT_SOURCE, Endpoint, daemon_url, endpoint_for
 
 # EXIT_* and parse_since live in actorpool.cli.args; they stay importable from here.
 __all__ = [
@@ -147,24 +151,38 @@ _STOP_TIMEOUT = 1.5
 # --------------------------------------------------------------------------- configuration
 
 
-def resolve_config(
-    args: argparse.Namespace, *, path: str | None = None, environ: Mapping[str, str] | None = None
-) -> Config:
-    """The configuration a command runs with: ``-H`` > file > ``DOCKER_HOST`` > default.
+def resolve_config(args: argparse.Namespace, *, path: str | None = None) -> Config:
+    """The configuration a command runs with: the file, with ``-H``/``--context`` put in.
+
+    ``-H`` or ``--context`` replaces both ``docker.pool.socket_path`` and
+    ``docker.pool.context`` of the file (a flag beats the file); the environment and
+    the docker contexts apply when the client is built (:func:`endpoint_for`).
 
     Args:
-        args: Parsed arguments (``config`` and ``host`` are used).
+        args: Parsed arguments (``config``, ``host`` and ``context`` are used).
         path: A file that replaces ``--config`` (``config check FILE``).
-        environ: Where to read ``DOCKER_HOST`` (``os.environ`` by default).
 
     Raises:
-        ConfigError: The file or ``-H`` is invalid.
+        ConfigError: The file, ``-H`` or ``--context`` is invalid, or both flags are given.
     """
-    config = load_config(path or args.config, environ=environ)
-    if args.host:
-        socket_path = normalize_socket_path(args.host, "-H/--host")
-        config = attrs.evolve(config, pool=attrs.evolve(config.pool, socket_path=socket_path))
+    config = load_config(path or args.config)
+    host, context = args.host, getattr(args, "context", None)
+    if host and context:
+        raise ConfigError("conflicting options: cannot specify both -H/--host and --context")
+    if host or context:
+        socket_path = normalize_socket_path(host, "-H/--host") if host else None
+        pool = attrs.evolve(config.pool, socket_path=socket_path, context=context or None)
+        config = attrs.evolve(config, pool=pool)
     return config
+
+
+def _endpoint(args: argparse.Namespace, config: Config) -> Endpoint:
+    """The endpoint ``config`` resolves to, its source naming the flag when one was given."""
+    return endpoint_for(
+        config,
+        host_source="-H" if args.host else "docker.pool.socket_path",
+        context_source="--context" if getattr(args, "context", None) else "docker.pool.context",
+    )
 
 
 def _without_metrics(config: Config) -> Config:
@@ -172,38 +190,37 @@ def _without_metrics(config: Config) -> Config:
     return attrs.evolve(config, monitoring=attrs.evolve(config.monitoring, enabled=False))
 
 
-def _address_origin(args: argparse.Namespace, config: Config) -> str:
-    """Where the daemon address came from, named as the user wrote it."""
-    if args.host:
-        return "-H"
-    url = config.pool.socket_path
-    with contextlib.suppress(ConfigError):
-        if url == normalize_socket_path(os.environ.get("DOCKER_HOST"), "DOCKER_HOST"):
-            return "DOCKER_HOST"
-    return "docker.pool.socket_path" if url != DEFAULT_SOCKET else "the default address"
-
-
 def _check_reachable(
-    config: Config, args: argparse.Namespace, timeout: float = PING_TIMEOUT
+    config: Config,
+    args: argparse.Namespace,
+    timeout: float = PING_TIMEOUT,
+    endpoint: Endpoint | None = None,
 ) -> None:
     """Ping the daemon once, directly; raise ``CliError`` (exit 3) saying why it failed."""
-    from actorpool.transport.client import make_client
+    from actorpool.transport.classify import classify
+    from actorpool.transport.client import connect
 
-    url = config.pool.socket_path
-    origin = _address_origin(args, config)
+    endpoint = _endpoint(args, config) if endpoint is None else endpoint
+    url, origin = endpoint.url, endpoint.source.removeprefix("from ")
+    if endpoint.source == DEFAULT_SOURCE:
+        origin = "the default address"
     try:
-        client = make_client(config, timeout=timeout)
+        client = connect(endpoint, timeout=timeout)
         try:
-            client.ping()
+            Ping().execute(client)  # on the socket the negotiation used (transport.direct)
         finally:
             client.close()
     except Exception as exc:
+        error = classify(exc, target=url, what="ping").error
+        if isinstance(error, TLSError | ApiVersionError):
+            # The daemon is there; what is wrong is on this side, and the error says what.
+            raise CliError(str(error).removeprefix("ping: "), EXIT_UNREACHABLE) from exc
         # connect() to a path that is no socket says "connection refused": say what it is.
         problem = _socket_file_problem(url, origin)
         msg = f"cannot reach Docker at {url} ({origin}): " + (
             problem
             or f"{_unreachable_reason(exc, timeout)} — is the daemon running? set -H, "
-            "DOCKER_HOST or docker.pool.socket_path"
+            "--context, DOCKER_HOST or docker.pool.socket_path"
         )
         raise CliError(msg, EXIT_UNREACHABLE) from exc
 
@@ -217,7 +234,7 @@ def _socket_file_problem(url: str, origin: str) -> str | None:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
         where = (
-            "set -H, DOCKER_HOST or docker.pool.socket_path"
+            "set -H, --context, DOCKER_HOST or docker.pool.socket_path"
             if "default" in origin
             else (f"is {origin} right?")
         )
@@ -458,7 +475,9 @@ def _cmd_logs(args: argparse.Namespace) -> int:
 
 def _cmd_health(args: argparse.Namespace) -> int:
     config = _without_metrics(resolve_config(args))
-    _check_reachable(config, args)
+    endpoint = _endpoint(args, config)
+    print(f"endpoint: {endpoint.describe()}")
+    _check_reachable(config, args, endpoint=endpoint)
     with _pool(config) as pool:
         # The pool's own health checks run every health_check_interval; one ping per
         # connection (sent together, so each idle connection takes one) checks them now.
@@ -489,7 +508,9 @@ def _cmd_config_help(args: argparse.Namespace) -> int:
 def _cmd_config_check(args: argparse.Namespace) -> int:
     path = args.file or args.config
     config = resolve_config(args, path=path)
+    endpoint = _endpoint(args, config)  # resolving checks contexts and TLS files too
     print(f"# effective configuration of {path or '(defaults)'}, defaults filled in")
+    print(f"# endpoint: {endpoint.describe()}")
     print(yaml.safe_dump(config_to_dict(config), sort_keys=False, default_flow_style=False), end="")
     print(f"actorpool: {path or 'the default configuration'} is valid", file=sys.stderr)
     return EXIT_OK
@@ -604,9 +625,7 @@ def _run_monitor(
     where = f"; metrics at {_metrics_url(pool)}" if pool.metrics_address else ""
     shown = f" (filter {_show_filters(filters)})" if filters else ""
     printer.tell(
-        Status(
-            f"actorpool: following logs on {config.pool.socket_path}{shown}{where}; Ctrl-C to stop"
-        )
+        Status(f"actorpool: following logs on {daemon_url(config)}{shown}{where}; Ctrl-C to stop")
     )
     if args.sandbox:
         printer.tell(Names(start_demo(pool)))

@@ -39,6 +39,7 @@ from actorpool.errors import (
 from actorpool.observe.metrics import PoolMetrics
 from actorpool.transport.classify import RETRYABLE_STATUS, classify
 from actorpool.transport.client import close_quietly, make_client
+from actorpool.transport.endpoint import daemon_url
 from actorpool.transport.readloop import ReadLoop
 
 if TYPE_CHECKING:
@@ -181,7 +182,7 @@ class StreamContext:
 
     def error(self, exc: BaseException, what: str) -> BaseException:
         """The typed actorpool error for ``exc`` (``NotFound``, ``DockerUnavailable``...)."""
-        return classify(exc, target=self.config.pool.socket_path, what=what).error
+        return classify(exc, target=daemon_url(self.config), what=what).error
 
 
 class GiveUp(Exception):

@@ -25,6 +25,7 @@ from actorpool.pool.health import CheckResult
 from actorpool.pool.protocol import CallDone, ConnectionGone, Probe, ProbeDone, ResetClient, Run
 from actorpool.transport.classify import classify
 from actorpool.transport.client import close_quietly, make_client
+from actorpool.transport.endpoint import daemon_url
 
 __all__ = ["ConnectionActor"]
 
@@ -85,7 +86,7 @@ class ConnectionActor(Actor):
             client.timeout = min(self._config.api.timeout, remaining)
             value = run.request.execute(client)
         except BaseException as exc:  # even SystemExit from an Execute(fn) must not stop all actors
-            verdict = classify(exc, target=self._config.pool.socket_path, what=what)
+            verdict = classify(exc, target=daemon_url(self._config), what=what)
             seconds = time.monotonic() - start
             late = time.monotonic() >= run.deadline and isinstance(verdict.error, RequestTimeout)
             if not verdict.retryable or late:
@@ -123,7 +124,7 @@ class ConnectionActor(Actor):
             try:
                 check.run(self._get_client(probe.timeout), probe.timeout)
             except Exception as exc:
-                verdict = classify(exc, target=self._config.pool.socket_path, what=check.name)
+                verdict = classify(exc, target=daemon_url(self._config), what=check.name)
                 if verdict.counts:
                     self._close_client()
                     broken = "skipped after a transport failure"

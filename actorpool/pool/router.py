@@ -90,6 +90,7 @@ from actorpool.pool.protocol import (
 )
 from actorpool.pool.scaling import LoadMonitor
 from actorpool.pool.slots import Slot
+from actorpool.transport.endpoint import daemon_url
 
 __all__ = ["AlertTarget", "RouterActor", "RouterRef"]
 
@@ -405,7 +406,7 @@ class RouterActor(Actor):
             )
         return NoHealthyConnections(
             f"no connection can take the call: {', '.join(why) or f'none of {total} usable'} "
-            f"(daemon at {self._config.pool.socket_path}); check that the daemon is up, the "
+            f"(daemon at {daemon_url(self._config)}); check that the daemon is up, the "
             "pool recovers on its own"
         )
 

@@ -79,7 +79,7 @@ __all__ = [
 #: The image every sandbox container runs: static busybox, ``PATH=/bin``, ``CMD ["sh"]``.
 IMAGE = "actorpool/busybox:latest"
 
-#: The Engine API version of dockerd 20.10, used by :meth:`Sandbox.client`.
+#: The Engine API version of dockerd 20.10 (what :meth:`Sandbox.client` negotiates here).
 API_VERSION = "1.41"
 
 # Sandboxes made without an explicit root live in <tmp>/apsb-XXXXXXXX; the prefix
@@ -666,10 +666,14 @@ class Sandbox:
             return self.start(timeout)
 
     def client(self, timeout: float = 10.0) -> APIClient:
-        """A new docker-py ``APIClient`` on this daemon (API :data:`API_VERSION`)."""
+        """A new docker-py ``APIClient`` on this daemon, its API version negotiated.
+
+        Not pinned: a pinned version breaks on a daemon with another floor (Engine 29
+        serves only API >= 1.44); dockerd 20.10 here negotiates :data:`API_VERSION`.
+        """
         from docker import APIClient
 
-        return APIClient(base_url=self.url, version=API_VERSION, timeout=timeout)
+        return APIClient(base_url=self.url, version="auto", timeout=timeout)
 
     def ensure_image(self) -> str:
         """Import :data:`IMAGE` into this daemon unless it is there; return its name."""

@@ -9,7 +9,9 @@ may the call be retried, and does the failure count against the connection.
 
 from __future__ import annotations
 
+import re
 import socket
+import ssl
 
 import attrs
 import docker.errors
@@ -18,12 +20,14 @@ import urllib3.exceptions
 
 from actorpool.errors import (
     ActorPoolError,
+    ApiVersionError,
     BadRequest,
     Conflict,
     DockerError,
     DockerUnavailable,
     NotFound,
     RequestTimeout,
+    TLSError,
 )
 
 __all__ = ["RETRYABLE_STATUS", "Verdict", "classify"]
@@ -92,9 +96,18 @@ def classify(exc: BaseException, *, target: str, what: str) -> Verdict:
     """
     if isinstance(exc, ActorPoolError):
         return Verdict(exc, retryable=False, counts=False)
+    tls = _tls_failure(exc, target)
+    if tls is not None:
+        # Before the connection errors: requests' SSLError is a ConnectionError, but a
+        # certificate that fails now fails on every retry.
+        return Verdict(TLSError(f"{what}: {tls}"), retryable=False, counts=True)
     if isinstance(exc, docker.errors.APIError) and exc.response is not None:
         status = exc.status_code
         explanation = str(exc.explanation or exc)
+        version = _VERSION_REFUSED.search(explanation)
+        if status == 400 and version:
+            error = _version_error(what, target, explanation, version)
+            return Verdict(error, retryable=False, counts=False)
         if status == 404:
             err: DockerError = NotFound(
                 f"{what}: not found: {explanation} (check the id or name; "
@@ -148,6 +161,50 @@ def classify(exc: BaseException, *, target: str, what: str) -> Verdict:
 
 def _from_the_wire(exc: BaseException) -> bool:
     """Whether a socket or HTTP failure is anywhere in ``exc``'s chain (args, causes, reason)."""
+    return any(
+        isinstance(c, urllib3.exceptions.HTTPError)
+        # requests' own errors are OSErrors too (RequestException subclasses IOError).
+        or (isinstance(c, OSError) and not isinstance(c, requests.exceptions.RequestException))
+        for c in _chain(exc)
+    )
+
+
+# Engine 29's words (moby daemon/server/middleware/version.go), also dockerd 20.10's.
+_VERSION_REFUSED = re.compile(
+    r"client version (?P<ours>[\d.]+) is too (?P<way>old|new)\. "
+    r"(?:Minimum|Maximum) supported API version is (?P<theirs>[\d.]+)"
+)
+_PLAIN_TO_TLS = "Client sent an HTTP request to an HTTPS server"
+
+# What a failed handshake's OpenSSL reason means, and what to do (first match wins).
+_TLS_REASONS = (
+    (
+        ("CERTIFICATE_VERIFY_FAILED",),
+        "the daemon's certificate does not verify with the CA actorpool was given ({detail}) "
+        "— use the ca.pem of the CA that signed the daemon's certificate (DOCKER_CERT_PATH, "
+        "the context's CA or docker.api.tls_ca_cert)",
+    ),
+    (
+        ("BAD_CERTIFICATE", "CERTIFICATE_REQUIRED", "certificate required"),
+        "the daemon refused the client certificate: none was given, or the daemon does not "
+        "trust it — give cert.pem and key.pem signed by the CA of the daemon's --tlscacert",
+    ),
+    (
+        ("EOF occurred", "UNEXPECTED_EOF", "unknown ca", "UNKNOWN_CA"),
+        "the daemon closed the TLS connection during the handshake, as dockerd does with a "
+        "client certificate signed by a CA it does not trust — give cert.pem and key.pem "
+        "signed by the CA of the daemon's --tlscacert",
+    ),
+    (
+        ("WRONG_VERSION_NUMBER", "record layer failure"),
+        "the address does not speak TLS — unset DOCKER_TLS_VERIFY/DOCKER_TLS and the TLS "
+        "options, or use the daemon's TLS port",
+    ),
+)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and everything it wraps (requests and urllib3 nest causes in args too)."""
     seen: list[BaseException] = []
     todo = [exc]
     while todo:
@@ -155,17 +212,45 @@ def _from_the_wire(exc: BaseException) -> bool:
         if any(cur is s for s in seen):
             continue
         seen.append(cur)
-        if isinstance(cur, urllib3.exceptions.HTTPError):
-            return True
-        # requests' own errors are OSErrors too (RequestException subclasses IOError).
-        if isinstance(cur, OSError) and not isinstance(cur, requests.exceptions.RequestException):
-            return True
         todo.extend(a for a in getattr(cur, "args", ()) if isinstance(a, BaseException))
         todo.extend(c for c in (cur.__cause__, cur.__context__) if c is not None)
         reason = getattr(cur, "reason", None)
         if isinstance(reason, BaseException):
             todo.append(reason)
-    return False
+    return seen
+
+
+def _tls_failure(exc: BaseException, target: str) -> str | None:
+    """What went wrong with TLS, in words, or ``None`` when ``exc`` is not about TLS."""
+    if isinstance(exc, docker.errors.APIError) and _PLAIN_TO_TLS in str(exc.explanation or ""):
+        return (
+            f"Docker at {target} requires TLS but actorpool spoke plain HTTP — set "
+            "DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH (or docker.api.tls_verify and "
+            "docker.api.tls_ca_cert); actorpool never falls back between the two"
+        )
+    chain = _chain(exc)
+    tls_kinds = (requests.exceptions.SSLError, urllib3.exceptions.SSLError, ssl.SSLError)
+    if not any(isinstance(c, tls_kinds) for c in chain):
+        return None
+    root = next((c for c in reversed(chain) if isinstance(c, ssl.SSLError)), chain[-1])
+    detail = getattr(root, "verify_message", None) or getattr(root, "reason", None) or root
+    text = " ".join(str(c) for c in chain)
+    for needles, words in _TLS_REASONS:
+        if any(n in text for n in needles):
+            return f"TLS to Docker at {target} failed: " + words.format(detail=detail)
+    return f"TLS to Docker at {target} failed: {detail}"
+
+
+def _version_error(what: str, target: str, explanation: str, found: re.Match[str]) -> BadRequest:
+    ours, theirs = found["ours"], found["theirs"]
+    bound = "minimum" if found["way"] == "old" else "maximum"
+    fix = f">= {theirs}" if found["way"] == "old" else f"<= {theirs}"
+    msg = (
+        f"{what}: Docker at {target} refuses API version {ours} (its {bound} is {theirs}) — "
+        f"set docker.api.version to auto to negotiate, or pin a version {fix} there or "
+        "in DOCKER_API_VERSION"
+    )
+    return ApiVersionError(msg, status=400, explanation=explanation)
 
 
 def _root_message(exc: BaseException) -> str:

@@ -47,6 +47,7 @@ def get(
     params: Mapping[str, Any] | None = None,
     fallback: Callable[[], Any],
     as_json: bool = True,
+    versioned: bool = True,
 ) -> Any:
     """``GET path`` on ``client``'s daemon and return the decoded body.
 
@@ -58,12 +59,14 @@ def get(
         fallback: The equivalent docker-py call, used when the client's transport
             is not a unix socket.
         as_json: Decode the body as JSON (else return it as text).
+        versioned: Prefix the path with the client's API version (``/v1.NN``); the
+            version negotiation's own ``GET /version`` is unversioned.
 
     Raises:
         docker.errors.APIError: The daemon answered with an HTTP error.
         urllib3.exceptions.HTTPError: The exchange failed (refused, reset, timed out).
     """
-    url = client._url(path, *args)
+    url = client._url(path, *args, versioned_api=versioned)
     adapter = client.get_adapter(url)
     if type(adapter) is not UnixHTTPAdapter:
         return fallback()

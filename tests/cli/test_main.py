@@ -444,7 +444,7 @@ def test_monitor_never_starts_a_daemon_unless_asked() -> None:
         assert line == (
             "actorpool: cannot reach Docker at unix:///var/run/docker.sock (the default "
             "address): no such file /var/run/docker.sock — is the daemon running? set -H, "
-            "DOCKER_HOST or docker.pool.socket_path"
+            "--context, DOCKER_HOST or docker.pool.socket_path"
         )
 
 
@@ -534,13 +534,13 @@ def test_monitor_serves_metrics_by_default_on_its_own_port(sandbox: Sandbox) -> 
 def test_monitor_metrics_come_from_the_flag_the_file_or_the_default() -> None:
     def listen(metrics: str | None, **monitoring: Any) -> str | None:
         args = argparse.Namespace(metrics=metrics)
-        config = Config.from_mapping({"docker": {"monitoring": monitoring}}, environ={})
+        config = Config.from_mapping({"docker": {"monitoring": monitoring}})
         return _monitor_metrics(args, config).monitoring.listen
 
     assert listen(None) == DEFAULT_MONITOR_LISTEN
     assert listen(None, listen="127.0.0.1:7777") == "127.0.0.1:7777"
     assert listen("[::1]:0", listen="127.0.0.1:7777") == "[::1]:0"
-    config = Config.from_mapping({"docker": {"monitoring": {"enabled": False}}}, environ={})
+    config = Config.from_mapping({"docker": {"monitoring": {"enabled": False}}})
     assert not _monitor_metrics(argparse.Namespace(metrics=None), config).monitoring.serves
     assert _monitor_metrics(argparse.Namespace(metrics="127.0.0.1:0"), config).monitoring.serves
 
@@ -551,7 +551,9 @@ def test_monitor_metrics_come_from_the_flag_the_file_or_the_default() -> None:
 def test_health_reports_every_connection_and_exits_0(sandbox: Sandbox) -> None:
     result = run_cli("health", host=sandbox.url)
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+    endpoint, *lines = result.stdout.splitlines()
+    # Which endpoint and why, then API version negotiated with dockerd 20.10 (API 1.41).
+    assert endpoint.startswith(f"endpoint: {sandbox.url} from DOCKER_HOST; API negotiated")
     assert lines[0].split()[:3] == ["CONNECTION", "HEALTH", "BREAKER"]
     rows = [line.split() for line in lines[1:] if re.match(r"^c\d+ ", line)]
     assert len(rows) == 10  # initial_pool_size of the default configuration
@@ -629,7 +631,8 @@ def test_config_check_prints_the_effective_configuration(sandbox: Sandbox) -> No
     assert result.returncode == 0, result.stderr
     effective = yaml.safe_load(result.stdout)
     assert effective["docker"]["pool"]["min_pool_size"] == 5
-    assert effective["docker"]["pool"]["socket_path"] == sandbox.url  # from DOCKER_HOST
+    assert effective["docker"]["pool"]["socket_path"] is None  # unset: the environment decides
+    assert f"\n# endpoint: {sandbox.url} from DOCKER_HOST; API negotiated" in result.stdout
     assert effective["docker"]["streams"]["overflow_policy"] == "block"
 
 
@@ -665,18 +668,21 @@ def test_host_flag_beats_the_file_which_beats_docker_host(tmp_path: Path) -> Non
     named = tmp_path / "named.yaml"
     named.write_text("docker:\n  pool:\n    socket_path: unix:///from/file.sock\n")
 
-    def socket_path(*args: str) -> str:
+    def endpoint(*args: str) -> str:
         result = run_cli(*args, host="unix:///from/env.sock")
         assert result.returncode == 0, result.stderr
-        return str(yaml.safe_load(result.stdout)["docker"]["pool"]["socket_path"])
+        found = re.search(r"^# endpoint: (.*?);", result.stdout, re.MULTILINE)
+        assert found, result.stdout
+        return found[1]
 
-    assert socket_path("config", "check") == "unix:///from/env.sock"
-    assert socket_path("config", "check", str(named)) == "unix:///from/file.sock"
-    assert socket_path("--config", str(named), "config", "check") == "unix:///from/file.sock"
-    assert socket_path("-H", "tcp://10.0.0.1:2375", "config", "check", str(named)) == (
-        "tcp://10.0.0.1:2375"
+    assert endpoint("config", "check") == "unix:///from/env.sock from DOCKER_HOST"
+    file = "unix:///from/file.sock from docker.pool.socket_path"
+    assert endpoint("config", "check", str(named)) == file
+    assert endpoint("--config", str(named), "config", "check") == file
+    assert endpoint("-H", "tcp://10.0.0.1:2375", "config", "check", str(named)) == (
+        "tcp://10.0.0.1:2375 from -H"
     )
-    assert socket_path("config", "check", "-H", "/flag.sock") == "unix:///flag.sock"
+    assert endpoint("config", "check", "-H", "/flag.sock") == "unix:///flag.sock from -H"
 
 
 # --------------------------------------------------------------------------- usage

@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import pytest
 
 import actorpool
 from actorpool.config import Config
 from actorpool.messages import Ping
 from actorpool.testing.faultproxy import FaultProxy
 from actorpool.testing.sandbox import Sandbox
-from actorpool.transport.client import make_client
+from actorpool.transport.client import NEWEST_API_VERSION, make_client, negotiate_api_version
 
 from helpers import wait_until
 
@@ -121,3 +122,22 @@ def test_tls_clients_get_keepalive_too(make_config: MakeConfig) -> None:
         assert (socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 9) in pool_kw["socket_options"]
     finally:
         client.close()
+
+
+# --------------------------------------------------------------------------- API version
+
+
+@pytest.mark.parametrize(
+    ("server", "chosen"),
+    [
+        ({"ApiVersion": "1.41", "MinAPIVersion": "1.12"}, "1.41"),  # dockerd 20.10
+        ({"ApiVersion": "1.52", "MinAPIVersion": "1.44"}, "1.52"),  # Engine 29
+        ({"ApiVersion": "1.60", "MinAPIVersion": "1.44"}, NEWEST_API_VERSION),  # capped
+        ({"ApiVersion": "1.70", "MinAPIVersion": "1.60"}, "1.60"),  # never below the floor
+        ({"ApiVersion": "1.9", "MinAPIVersion": "1.9"}, "1.9"),  # numeric, not text, order
+    ],
+)
+def test_negotiation_caps_at_the_newest_known_and_respects_the_floor(
+    server: dict[str, str], chosen: str
+) -> None:
+    assert negotiate_api_version(server) == chosen
