@@ -69,6 +69,8 @@ __all__ = [
     "Subscription",
     "Unsubscribe",
     "Version",
+    "position_key",
+    "split_position_key",
 ]
 
 # An endpoint name, as docker.endpoints allows it (the pool checks that it exists).
@@ -683,6 +685,22 @@ class SubscribeEvents:
     )
 
 
+def position_key(endpoint: str, container_id: str) -> str:
+    """A container's key in a :class:`PositionStore`: its id, prefixed by a named endpoint.
+
+    Container ids are per daemon. With the one ``default`` endpoint the key is
+    the bare id (so a single-daemon store stays readable); with named
+    endpoints it is ``"endpoint/id"``. :func:`split_position_key` undoes it.
+    """
+    return container_id if endpoint == "default" else f"{endpoint}/{container_id}"
+
+
+def split_position_key(key: str) -> tuple[str, str]:
+    """``(endpoint, container id)`` of a :func:`position_key`."""
+    endpoint, sep, cid = key.rpartition("/")
+    return (endpoint, cid) if sep else ("default", key)
+
+
 @runtime_checkable
 class PositionStore(Protocol):
     """Where a FollowContainers subscriber keeps each container's :class:`LogPosition`.
@@ -691,7 +709,9 @@ class PositionStore(Protocol):
     it out, committed it): a position saved before that would lose the chunk
     in a crash, one saved much later repeats lines. ``FollowContainers``
     reads :meth:`positions` once, at its start, and continues every container
-    it knows exactly after its position. ``actorpool.logs.positions`` has a
+    it knows exactly after its position. Keys are :func:`position_key`:
+    the container id, prefixed by its endpoint when it is not ``default``.
+    ``actorpool.logs.positions`` has a
     file implementation.
     """
 

@@ -431,7 +431,8 @@ def _cmd_logs(args: argparse.Namespace) -> int:
         found = _inspect_all(pool, refs)
         names = {cid: meta.name for cid, meta in found.items()}
         output.reserve(names.values())
-        encoder = RecordEncoder("json") if args.format == "json" else None
+        several = len(config.endpoint_names) > 1
+        encoder = RecordEncoder("json", endpoints=several) if args.format == "json" else None
         for meta in found.values() if encoder is not None else ():
             encoder.started(meta)  # type: ignore[union-attr]
         if not args.follow:
@@ -596,7 +597,11 @@ def _run_monitor(
         fd, opened.fd = opened.fd, -1
         printer = LogWriter.start(
             fd,
-            RecordEncoder(args.format, timestamps=args.timestamps),
+            RecordEncoder(
+                args.format,
+                endpoints=len(config.endpoint_names) > 1,
+                timestamps=args.timestamps,
+            ),
             store=opened.store,
             identity=opened.identity,
             offset=opened.offset,

@@ -8,7 +8,7 @@ One JSON object per line, keys in this order::
 
 ``time`` is the daemon's own timestamp (RFC 3339, UTC, always nine digits),
 ``"truncated": true`` is added to a line cut at ``streams.max_line_size`` and
-``"endpoint"`` when the writer was given one (several daemons). Everything
+``"endpoint"`` when the lines come from several daemons (``docker.endpoints``). Everything
 that is the same for all lines of a container is encoded once, when its
 ``LogStreamStarted`` arrives, so a line costs a timestamp, one C-level string
 escape and a join: the writer keeps up with the daemon.
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Final, Literal
 
 from actorpool.logs.cursors import Cursor, advance
-from actorpool.messages import LogLine, LogPosition, LogStreamStarted
+from actorpool.messages import LogLine, LogPosition, LogStreamStarted, position_key
 from actorpool.transport.frames import parse_timestamp
 
 __all__ = ["Format", "RecordEncoder", "Replayed", "format_time", "replay"]
@@ -73,14 +73,14 @@ class RecordEncoder:
 
     Args:
         fmt: ``json`` (one object per line) or ``text`` (``name | line``).
-        endpoint: Added to every JSON record as ``endpoint`` (set it when
-            lines of several daemons go to one output).
+        endpoints: Lines of several daemons go to one output: each record names
+            its endpoint (a JSON ``endpoint`` field; ``endpoint/name`` in text).
         timestamps: Text records start with the time.
     """
 
-    def __init__(self, fmt: Format, *, endpoint: str | None = None, timestamps: bool = False):
+    def __init__(self, fmt: Format, *, endpoints: bool = False, timestamps: bool = False):
         self.fmt = fmt
-        self.endpoint = endpoint
+        self.endpoints = endpoints
         self.timestamps = timestamps
         self._parts: dict[str, tuple[str, str]] = {}
         self._fast: dict[str, dict[str, bytes]] = {}  # per container, per source: a % format
@@ -88,19 +88,20 @@ class RecordEncoder:
 
     def started(self, meta: LogStreamStarted) -> None:
         """Remember who a container is (name, image, labels) for its records."""
-        cid = meta.container_id
+        cid = position_key(meta.endpoint, meta.container_id)
         if self.fmt == "text":
-            self._parts[cid] = (f"{meta.name} | ", "")
+            shown = f"{meta.endpoint}/{meta.name}" if self.endpoints else meta.name
+            self._parts[cid] = (f"{shown} | ", "")
             return
         mid = (
-            f'","container_id":{encode_basestring(cid)},'
+            f'","container_id":{encode_basestring(meta.container_id)},'
             f'"container_name":{encode_basestring(meta.name)},'
             f'"image":{encode_basestring(meta.image)},"stream":"'
         )
         labels = json.dumps(dict(meta.labels), ensure_ascii=False, sort_keys=True)
         tail = f',"labels":{labels}'
-        if self.endpoint is not None:
-            tail += f',"endpoint":{encode_basestring(self.endpoint)}'
+        if self.endpoints:
+            tail += f',"endpoint":{encode_basestring(meta.endpoint)}'
         self._parts[cid] = (mid, tail)
         self._fast[cid] = {
             source: (
@@ -112,15 +113,16 @@ class RecordEncoder:
             for source in ("stdout", "stderr")
         }
 
-    def knows(self, container_id: str) -> bool:
-        return container_id in self._parts
-
-    def encode(self, container_id: str, lines: Sequence[LogLine]) -> bytes:
-        """The records of ``lines`` of one container, newline-terminated."""
-        parts = self._parts.get(container_id)
+    def encode(
+        self, container_id: str, lines: Sequence[LogLine], endpoint: str = "default"
+    ) -> bytes:
+        """The records of ``lines`` of one container (of ``endpoint``), newline-terminated."""
+        key = position_key(endpoint, container_id)
+        parts = self._parts.get(key)
         if parts is None:  # no LogStreamStarted (a library user's stream): the id will do
-            self.started(LogStreamStarted(container_id, container_id[:12], "", {}))
-            parts = self._parts[container_id]
+            meta = LogStreamStarted(container_id, container_id[:12], "", {}, endpoint=endpoint)
+            self.started(meta)
+            parts = self._parts[key]
         first, last = parts
         seconds = self._seconds
         out: list[str] = []
@@ -134,7 +136,7 @@ class RecordEncoder:
                 out.append(f"{stamp}{first}{line.data.decode('utf-8', 'replace')}{cut}\n")
             return "".join(out).encode()
         if not any(map(_TRUNCATED, lines)) and not _SPECIAL.search(b"".join(map(_DATA, lines))):
-            return self._encode_plain(container_id, lines)
+            return self._encode_plain(key, lines)
         for line in lines:
             second, nanos = divmod(line.timestamp, _NS)
             text = encode_basestring(line.data.decode("utf-8", "replace"))
@@ -145,10 +147,10 @@ class RecordEncoder:
             )
         return "".join(out).encode()
 
-    def _encode_plain(self, container_id: str, lines: Sequence[LogLine]) -> bytes:
+    def _encode_plain(self, key: str, lines: Sequence[LogLine]) -> bytes:
         # Printable ASCII without quotes or backslashes (most log lines): the bytes go into
         # the record as they are, one %-format per line (about 4x faster than the general way).
-        formats = self._fast[container_id]
+        formats = self._fast[key]
         out: list[bytes] = []
         append = out.append
         last_second = -1
@@ -183,10 +185,12 @@ def _record_cursor(raw: bytes) -> tuple[str, LogLine]:
     data = json.loads(raw)
     cid = data["container_id"]
     stream = data["stream"]
-    if not isinstance(cid, str) or stream not in ("stdout", "stderr"):
-        msg = "container_id or stream missing"
+    endpoint = data.get("endpoint", "default")
+    if not isinstance(cid, str) or stream not in ("stdout", "stderr") or not endpoint:
+        msg = "container_id, stream or endpoint missing"
         raise ValueError(msg)
-    return cid, LogLine(stream, parse_timestamp(str(data["time"]).encode()), b"")
+    key = position_key(str(endpoint), cid)
+    return key, LogLine(stream, parse_timestamp(str(data["time"]).encode()), b"")
 
 
 def replay(path: Path, offset: int, positions: Mapping[str, LogPosition]) -> Replayed:

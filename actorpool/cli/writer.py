@@ -50,7 +50,13 @@ from actorpool.cli.printer import GetStats, PrinterStats, Status
 from actorpool.cli.records import RecordEncoder
 from actorpool.engine.actor import Actor
 from actorpool.logs.positions import FilePositionStore
-from actorpool.messages import LogChunk, LogStreamEnded, LogStreamError, LogStreamStarted
+from actorpool.messages import (
+    LogChunk,
+    LogStreamEnded,
+    LogStreamError,
+    LogStreamStarted,
+    position_key,
+)
 
 __all__ = ["TICK", "LogWriter", "Tick", "output_identity"]
 
@@ -181,8 +187,8 @@ class LogWriter(Actor):
             self._stream_end(message)
 
     def _chunk(self, chunk: LogChunk) -> None:
-        data = self._encoder.encode(chunk.container_id, chunk.lines)
-        self._streaming.add(chunk.container_id)
+        data = self._encoder.encode(chunk.container_id, chunk.lines, chunk.endpoint)
+        self._streaming.add(position_key(chunk.endpoint, chunk.container_id))
         self._pending, self._pending_chunk = memoryview(data), chunk
         self._write_pending()
 
@@ -212,20 +218,21 @@ class LogWriter(Actor):
         self._committed = self._offset
         self._lines += len(chunk.lines)
         if self._store is not None and chunk.position is not None:
-            self._store.update(chunk.container_id, chunk.position)
+            self._store.update(position_key(chunk.endpoint, chunk.container_id), chunk.position)
         return True
 
     def _stream_end(self, message: LogStreamEnded | LogStreamError) -> None:
         cid = message.container_id
         if not cid:
             return  # the end of the FollowContainers subscription as a whole
-        self._streaming.discard(cid)
+        key = position_key(message.endpoint, cid)
+        self._streaming.discard(key)
         self._ended += 1
         if isinstance(message, LogStreamError):
             self._failed += 1
             self._status(f"actorpool: {cid[:12]}: log stream failed: {message.error}")
         elif message.reason == "removed" and self._store is not None:
-            self._store.forget(cid)  # its last lines are written: nothing more to read
+            self._store.forget(key)  # its last lines are written: nothing more to read
         if self._expect is not None and self._ended >= self._expect and self._done is not None:
             self._done.set()
 

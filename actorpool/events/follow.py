@@ -70,6 +70,8 @@ from actorpool.messages import (
     LogStreamEnded,
     LogStreamError,
     Subscription,
+    position_key,
+    split_position_key,
 )
 from actorpool.transport.frames import format_since, parse_timestamp
 
@@ -170,8 +172,10 @@ class Follow(Actor):
         self._baseline: int | None = None
         if self._store is not None:
             self._baseline = self._store.baseline()
-            for cid, position in self._store.positions().items():
-                self._cursors[cid] = position.cursors()
+            for key, position in self._store.positions().items():
+                endpoint, cid = split_position_key(key)
+                if endpoint == ctx.endpoint:  # another endpoint's Follow has the others
+                    self._cursors[cid] = position.cursors()
 
     # -- messages --
 
@@ -281,7 +285,7 @@ class Follow(Actor):
         for cid in message.gone:
             self._cursors.pop(cid, None)
             if self._store is not None:
-                self._store.forget(cid)
+                self._store.forget(position_key(self._ctx.endpoint, cid))
         for cid in message.ids:
             if cid in self._followed or cid in self._checking:
                 continue
@@ -376,7 +380,7 @@ class Follow(Actor):
         error = message.error
         if isinstance(error, NotFound):
             if self._store is not None:
-                self._store.forget(cid)
+                self._store.forget(position_key(self._ctx.endpoint, cid))
             return  # it went away before its stream opened
         if isinstance(error, TooManyStreams):
             logger.warning("follow %s: cannot follow %s: %s", self._id, cid[:12], error)

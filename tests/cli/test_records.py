@@ -30,10 +30,10 @@ def test_times_are_rfc3339_with_nanoseconds_and_parse_back_exactly(ns: int) -> N
 
 @given(st.text(max_size=50), st.sampled_from(["stdout", "stderr"]), st.booleans())
 def test_a_json_record_holds_every_field_and_any_text(text: str, stream: str, cut: bool) -> None:
-    encoder = RecordEncoder("json", endpoint="edge")
-    encoder.started(META)
+    encoder = RecordEncoder("json", endpoints=True)
+    encoder.started(attrs.evolve(META, endpoint="edge"))
     line = LogLine(stream, 1_700_000_000_123_456_789, text.encode("utf-8", "surrogatepass"), cut)  # type: ignore[arg-type]
-    raw = encoder.encode(CID, [line])
+    raw = encoder.encode(CID, [line], "edge")
     assert raw.endswith(b"\n")
     assert raw.count(b"\n") == 1
     record = json.loads(raw)
@@ -89,6 +89,27 @@ def test_replay_advances_positions_exactly_as_delivery_did_and_cuts_a_torn_recor
     assert replayed.records == 23
     assert replayed.end == len(head) + len(tail) == path.stat().st_size
     assert replayed.torn > 0
+
+
+def test_with_several_endpoints_records_and_positions_are_kept_per_endpoint(
+    tmp_path: Path,
+) -> None:
+    encoder = RecordEncoder("json", endpoints=True)
+    for endpoint in ("a", "default"):
+        encoder.started(attrs.evolve(META, endpoint=endpoint, name=f"web-{endpoint}"))
+    path = tmp_path / "out.jsonl"
+    line = LogLine("stdout", 7, b"x")
+    path.write_bytes(encoder.encode(CID, [line], "a") + encoder.encode(CID, [line, line]))
+    records = [json.loads(r) for r in path.read_bytes().splitlines()]
+    assert [(r["endpoint"], r["container_name"]) for r in records] == [
+        ("a", "web-a"),
+        ("default", "web-default"),
+        ("default", "web-default"),
+    ]
+    assert replay(path, 0, {}).positions == {
+        f"a/{CID}": LogPosition((7, 1), None),
+        CID: LogPosition((7, 2), None),
+    }
 
 
 def test_replay_refuses_a_line_that_is_not_a_record(tmp_path: Path) -> None:

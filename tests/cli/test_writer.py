@@ -205,7 +205,7 @@ def _delivered(url: str) -> float:
 
     with urllib.request.urlopen(url, timeout=5) as response:  # loopback only
         body = response.read().decode()
-    match = re.search(r"^\w*stream_lines_total (\S+)$", body, re.MULTILINE)
+    match = re.search(r"^\w*stream_lines_total(?:\{[^}]*\})? (\S+)$", body, re.MULTILINE)
     assert match is not None, body[:500]
     return float(match[1])
 
@@ -285,7 +285,7 @@ def _ns(text: str) -> int:
 
 
 @pytest.mark.daemon
-def test_sigkill_at_random_points_and_a_daemon_restart_lose_and_repeat_nothing(
+def test_sigkill_and_sigterm_at_random_points_and_a_daemon_restart_lose_and_repeat_nothing(
     private_sandbox: Any, make_container: MakeContainer, monitors: list[Monitor], tmp_path: Path
 ) -> None:
     seed = int(os.environ.get("SHIP_SEED", time.time()))
@@ -316,6 +316,10 @@ def test_sigkill_at_random_points_and_a_daemon_restart_lose_and_repeat_nothing(
         elif i % 2:  # half of the kills while it follows, half at any point of its life
             m.wait_for("following logs", 30)
         time.sleep(rng.uniform(0.1, 1.5))
+        if i in (2, 6):  # an orderly stop now and then: it must save what it wrote
+            m.wait_for("following logs", 30)
+            assert m.stop(signal.SIGTERM) == 0
+            continue
         m.stop(signal.SIGKILL)
         kills += 1
     for cid in steady:
@@ -349,5 +353,5 @@ def test_sigkill_at_random_points_and_a_daemon_restart_lose_and_repeat_nothing(
     for (cid, source), expected in truth.items():
         assert written(recs, cid, source) == expected  # and in the daemon's order
     assert sum(map(len, truth.values())) > 1000  # it did follow a steady flow
-    assert kills == 9
+    assert kills == 7
     assert time.monotonic() - started < 90, f"took {time.monotonic() - started:.0f} s (seed {seed})"

@@ -16,6 +16,7 @@ from actorpool.logs.positions import FilePositionStore
 from actorpool.messages import (
     FollowContainers,
     LogChunk,
+    LogPosition,
     LogStreamEnded,
     LogStreamError,
     StreamStats,
@@ -260,6 +261,8 @@ def test_a_position_store_continues_every_container_across_a_restart_of_the_foll
         wait_until(lambda: LogStreamEnded("", "unsubscribed", subscription.id) in first, 10)
     finally:
         ref.stop()
+    foreign = "other/" + "f" * 64  # a container of another endpoint: not this Follow's business
+    store.update(foreign, LogPosition((1, 1), None))
     store.save()
 
     # While nobody follows: one container ends, one is removed, one new one starts.
@@ -268,7 +271,7 @@ def test_a_position_store_continues_every_container_across_a_restart_of_the_foll
     new = make_container(["sh", "-c", "echo n 1; echo n 2; sleep 60"], labels=labels)
 
     again = FilePositionStore(path, interval=None)
-    assert set(again.positions()) == {steady, ending, removed}
+    assert set(again.positions()) == {steady, ending, removed, foreign}
     second: list[Any] = []
     ref = Keeper.start(second, again)
     try:
@@ -296,4 +299,5 @@ def test_a_position_store_continues_every_container_across_a_restart_of_the_foll
         got = [int(t.split()[1]) for t in both(steady) if t.split()[0] == prefix]
         assert got == list(range(1, len(got) + 1))  # no gap, no duplicate across the restart
     assert removed not in again.positions()  # the daemon no longer has it: forgotten
+    assert foreign in again.positions()  # kept: another endpoint's Follow would resume it
     assert not lines_of(second, removed)
