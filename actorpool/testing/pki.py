@@ -7,7 +7,8 @@ other CA, plus two ``DOCKER_CERT_PATH``-style directories (``ca.pem``, ``cert.pe
 at about 0.1 s; certificates live two days. Only the ``openssl`` binary is needed.
 
 ``tls_dockerd_args(pki, port)`` gives the dockerd flags for a verifying TCP listener on
-127.0.0.1, for :class:`actorpool.testing.sandbox.Sandbox`'s ``extra_args``.
+127.0.0.1, for :class:`actorpool.testing.sandbox.Sandbox`'s ``extra_args``;
+:class:`TlsDaemon` names such a sandbox with its material and port.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from pathlib import Path
 
 import attrs
 
-__all__ = ["Pki", "free_port", "make_pki", "tls_dockerd_args"]
+from actorpool.testing.sandbox import Sandbox
+
+__all__ = ["Pki", "TlsDaemon", "free_port", "make_pki", "tls_dockerd_args"]
 
 _DAYS = "2"
 
@@ -151,3 +154,23 @@ def tls_dockerd_args(pki: Pki, port: int) -> list[str]:
         "--tlskey", str(pki.server_key),
         "--host", f"tcp://127.0.0.1:{port}",
     ]  # fmt: skip
+
+
+@attrs.frozen
+class TlsDaemon:
+    """A sandbox dockerd started with :func:`tls_dockerd_args`.
+
+    Attributes:
+        sandbox: The daemon (its unix socket answers without TLS).
+        pki: The material its listener verifies clients with.
+        port: Its TLS port on 127.0.0.1.
+    """
+
+    sandbox: Sandbox
+    pki: Pki
+    port: int
+
+    @property
+    def url(self) -> str:
+        """``tcp://127.0.0.1:PORT``."""
+        return f"tcp://127.0.0.1:{self.port}"

@@ -52,7 +52,7 @@ import tarfile
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from functools import cache
 from pathlib import Path
 from types import TracebackType
@@ -386,7 +386,13 @@ class Sandbox:
     call :meth:`start` and :meth:`cleanup` yourself. Methods are thread-safe.
     """
 
-    def __init__(self, root: Path | str | None = None, *, live_restore: bool = False) -> None:
+    def __init__(
+        self,
+        root: Path | str | None = None,
+        *,
+        live_restore: bool = False,
+        extra_args: Sequence[str] = (),
+    ) -> None:
         if root is None:
             base = Path(tempfile.gettempdir())
             if len(str(base)) > _MAX_ROOT_LEN - 16:
@@ -409,6 +415,8 @@ class Sandbox:
             own = os.getpid()
             (self._root / "owner").write_text(f"{own} {_start_time(own)}\n")
         self.live_restore = live_restore
+        #: More dockerd flags, e.g. a ``--tlsverify`` TCP listener (:mod:`actorpool.testing.pki`).
+        self.extra_args = tuple(extra_args)
         self._lock = threading.RLock()
         self._process: subprocess.Popen[bytes] | None = None
         self._paused = False
@@ -501,7 +509,7 @@ class Sandbox:
         ]  # fmt: skip
         if self.live_restore:
             command.append("--live-restore")
-        return command
+        return command + list(self.extra_args)
 
     def start(self, timeout: float = 30.0) -> Self:
         """Start dockerd and wait until ``/_ping`` answers; a no-op when it runs.

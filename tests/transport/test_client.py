@@ -1,8 +1,10 @@
-"""Clients built from the configuration: TCP keep-alive on tcp:// hosts, against a real daemon."""
+"""Clients for an endpoint, against real daemons: TLS, contexts, keep-alive, the API version."""
 
 from __future__ import annotations
 
+import shutil
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,10 +14,20 @@ import pytest
 
 import actorpool
 from actorpool.config import Config
-from actorpool.messages import Ping
+from actorpool.errors import TLSError
+from actorpool.messages import Ping, Version
+from actorpool.testing.contexts import docker_context_create, docker_context_use
 from actorpool.testing.faultproxy import FaultProxy
+from actorpool.testing.pki import Pki, TlsDaemon
 from actorpool.testing.sandbox import Sandbox
-from actorpool.transport.client import NEWEST_API_VERSION, make_client, negotiate_api_version
+from actorpool.transport.classify import classify
+from actorpool.transport.client import (
+    NEWEST_API_VERSION,
+    connect,
+    make_client,
+    negotiate_api_version,
+)
+from actorpool.transport.endpoint import Endpoint, resolve_endpoint
 
 from helpers import wait_until
 
@@ -141,3 +153,170 @@ def test_negotiation_caps_at_the_newest_known_and_respects_the_floor(
     server: dict[str, str], chosen: str
 ) -> None:
     assert negotiate_api_version(server) == chosen
+
+
+# --------------------------------------------------------------------------- a --tlsverify dockerd
+
+
+def tls_env(daemon: TlsDaemon, home: Path, **variables: str) -> dict[str, str]:
+    return {"HOME": str(home), "DOCKER_HOST": daemon.url, **variables}
+
+
+def export_tls_env(
+    monkeypatch: pytest.MonkeyPatch, daemon: TlsDaemon, home: Path, cert_path: Path
+) -> None:
+    """DOCKER_HOST, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH in this process's environment."""
+    environ = tls_env(daemon, home, DOCKER_TLS_VERIFY="1", DOCKER_CERT_PATH=str(cert_path))
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+
+
+def ping_and_version(endpoint: Endpoint) -> tuple[bool, str]:
+    client = connect(endpoint, timeout=10)
+    try:
+        return Ping().execute(client), client.api_version
+    finally:
+        client.close()
+
+
+def tls_failure(endpoint: Endpoint) -> TLSError:
+    """The typed error a ping through ``endpoint`` ends in (classified as the pool does)."""
+    with pytest.raises(Exception) as caught:  # noqa: PT011 (classified below)
+        ping_and_version(endpoint)
+    verdict = classify(caught.value, target=endpoint.url, what="ping")
+    assert isinstance(verdict.error, TLSError), verdict.error
+    assert (verdict.retryable, verdict.counts) == (False, True)
+    return verdict.error
+
+
+@pytest.fixture
+def hostile_ca_bundle(pki: Pki, monkeypatch: pytest.MonkeyPatch) -> None:
+    """REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE name a CA that did not sign the daemon.
+
+    requests lets either replace a session's configured CA (psf/requests#3829); this
+    machine exports both (the system bundle), which fails TLS just as surely.
+    """
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(pki.other_ca))
+    monkeypatch.setenv("CURL_CA_BUNDLE", str(pki.other_ca))
+
+
+@pytest.mark.usefixtures("hostile_ca_bundle")
+def test_tls_from_docker_tls_verify_and_docker_cert_path(
+    tls_daemon: TlsDaemon, pki: Pki, tmp_path: Path
+) -> None:
+    environ = tls_env(
+        tls_daemon, tmp_path, DOCKER_TLS_VERIFY="1", DOCKER_CERT_PATH=str(pki.cert_dir)
+    )
+    endpoint = resolve_endpoint(environ=environ)
+    assert endpoint.base_url == f"https://127.0.0.1:{tls_daemon.port}"
+    assert ping_and_version(endpoint) == (True, "1.41")  # negotiated with dockerd 20.10
+
+
+@pytest.mark.usefixtures("hostile_ca_bundle")
+def test_tls_from_the_docker_config_dir_of_a_private_home(
+    tls_daemon: TlsDaemon, pki: Pki, tmp_path: Path
+) -> None:
+    shutil.copytree(pki.cert_dir, tmp_path / ".docker")  # ~/.docker/{ca,cert,key}.pem
+    endpoint = resolve_endpoint(environ=tls_env(tls_daemon, tmp_path, DOCKER_TLS_VERIFY="1"))
+    assert endpoint.ca_cert == str(tmp_path / ".docker" / "ca.pem")
+    assert ping_and_version(endpoint)[0] is True
+
+
+def test_a_pool_over_tls_from_the_environment(
+    tls_daemon: TlsDaemon, pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    export_tls_env(monkeypatch, tls_daemon, tmp_path, pki.cert_dir)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(pki.other_ca))
+    config = Config.from_mapping({"docker": {"pool": {"min_pool_size": 1, "initial_pool_size": 2}}})
+    with actorpool.start(config) as pool:
+        assert pool.router.ask(Ping(timeout=10)) is True
+        assert pool.router.ask(Version(timeout=10))["ApiVersion"] == "1.41"
+
+
+def test_a_wrong_ca_is_a_tls_error_that_says_so(
+    tls_daemon: TlsDaemon, pki: Pki, tmp_path: Path
+) -> None:
+    environ = tls_env(tls_daemon, tmp_path, DOCKER_TLS_VERIFY="1",
+                      DOCKER_CERT_PATH=str(pki.wrong_cert_dir))  # fmt: skip
+    error = tls_failure(resolve_endpoint(environ=environ))
+    assert "does not verify with the CA actorpool was given" in str(error)
+    assert "(unable to get local issuer certificate)" in str(error)  # OpenSSL's words
+
+
+def test_no_client_certificate_is_a_tls_error_that_says_so(
+    tls_daemon: TlsDaemon, pki: Pki, tmp_path: Path
+) -> None:
+    (tmp_path / "certs").mkdir()
+    shutil.copyfile(pki.ca, tmp_path / "certs" / "ca.pem")  # the CA only
+    environ = tls_env(tls_daemon, tmp_path, DOCKER_TLS_VERIFY="1",
+                      DOCKER_CERT_PATH=str(tmp_path / "certs"))  # fmt: skip
+    error = tls_failure(resolve_endpoint(environ=environ))
+    assert "the daemon refused the client certificate" in str(error)
+
+
+def test_a_client_certificate_of_another_ca_is_a_tls_error(
+    tls_daemon: TlsDaemon, pki: Pki, tmp_path: Path
+) -> None:
+    endpoint = resolve_endpoint(
+        tls_daemon.url,
+        ca_cert=str(pki.ca),
+        client_cert=str(pki.other_client_cert),
+        client_key=str(pki.other_client_key),
+        environ={"HOME": str(tmp_path)},
+    )
+    error = tls_failure(endpoint)
+    assert "signed by the CA of the daemon's --tlscacert" in str(error)
+
+
+def test_plain_http_to_the_tls_port_is_a_tls_error_never_a_fallback(
+    tls_daemon: TlsDaemon, tmp_path: Path
+) -> None:
+    endpoint = resolve_endpoint(environ=tls_env(tls_daemon, tmp_path))
+    assert endpoint.base_url.startswith("tcp://")  # no TLS variables: plain HTTP
+    error = tls_failure(endpoint)
+    assert "requires TLS but actorpool spoke plain HTTP" in str(error)
+
+
+def test_the_pool_does_not_retry_a_tls_failure(
+    tls_daemon: TlsDaemon, pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    export_tls_env(monkeypatch, tls_daemon, tmp_path, pki.wrong_cert_dir)
+    pool_keys = {"min_pool_size": 1, "initial_pool_size": 1, "max_retries": 5}
+    config = Config.from_mapping({"docker": {"pool": {**pool_keys, "initial_retry_delay": "1s"}}})
+    with actorpool.start(config) as pool:
+        began = time.monotonic()
+        with pytest.raises(TLSError, match="does not verify with the CA"):
+            pool.router.ask(Ping(timeout=20))
+        # Five retries would take 1 + 2 + 4 + 8 s at least.
+        assert time.monotonic() - began < 5
+
+
+# --------------------------------------------------------------------------- docker contexts
+
+
+def test_contexts_made_by_the_docker_cli_reach_the_tls_daemon(
+    tls_daemon: TlsDaemon, pki: Pki, tmp_path: Path
+) -> None:
+    cfg = tmp_path / "dockercfg"
+    docker_context_create(cfg, "tls", tls_daemon.url, ca=pki.ca, cert=pki.client_cert,
+                          key=pki.client_key)  # fmt: skip
+    docker_context_create(cfg, "caonly", tls_daemon.url, ca=pki.ca)
+    docker_context_create(cfg, "skip", tls_daemon.url, cert=pki.client_cert,
+                          key=pki.client_key, skip_tls_verify=True)  # fmt: skip
+    docker_context_create(cfg, "unix", tls_daemon.sandbox.url)
+    base = {"HOME": str(tmp_path), "DOCKER_CONFIG": str(cfg)}
+    # DOCKER_CONTEXT, and the TLS variables of the default context ignored (the CLI's rule).
+    wrong = {"DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": str(pki.wrong_cert_dir)}
+    by_env = resolve_endpoint(environ={**base, **wrong, "DOCKER_CONTEXT": "tls"})
+    assert by_env.source == "from DOCKER_CONTEXT=tls"
+    assert ping_and_version(by_env)[0] is True
+    docker_context_use(cfg, "unix")
+    current = resolve_endpoint(environ=base)
+    assert current.url == tls_daemon.sandbox.url
+    assert ping_and_version(current)[0] is True
+    skip = resolve_endpoint(context="skip", environ=base)
+    assert ping_and_version(skip)[0] is True  # TLS with a client cert, the daemon unverified
+    # A CA-only context speaks TLS (docker-py would speak plain HTTP): this daemon then
+    # wants a client certificate.
+    caonly = resolve_endpoint(context="caonly", environ=base)
+    assert "the daemon refused the client certificate" in str(tls_failure(caonly))
