@@ -355,3 +355,14 @@ def test_sigkill_and_sigterm_at_random_points_and_a_daemon_restart_lose_and_repe
     assert sum(map(len, truth.values())) > 1000  # it did follow a steady flow
     assert kills == 7
     assert time.monotonic() - started < 90, f"took {time.monotonic() - started:.0f} s (seed {seed})"
+
+
+def test_an_output_that_cannot_be_opened_is_one_clear_error(tmp_path: Path) -> None:
+    base = [*_MONITOR, "-H", f"unix://{tmp_path}/no.sock", "monitor", "--format", "json"]
+    done = subprocess.run(
+        [*base, "-o", str(tmp_path)], capture_output=True, text=True, cwd=REPO, timeout=60
+    )
+    assert done.returncode == 4
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    assert f"cannot open the output file {tmp_path}: Is a directory" in lines[0]
