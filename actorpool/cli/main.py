@@ -587,7 +587,12 @@ def _run_monitor(
         url = start_sandbox(output, cleanup)
         config = attrs.evolve(config, pool=attrs.evolve(config.pool, socket_path=url))
     else:
-        _check_reachable(config, args)
+        try:
+            _check_reachable(config, args)
+        except CliError as error:
+            # Said, not done: a newcomer without Docker learns the way to a demo.
+            hint = "; to try actorpool without Docker: actorpool monitor --sandbox"
+            raise CliError(f"{error}{hint}", error.code) from error
     signals.check()
 
     unknown: queue.Queue[str] = queue.Queue()

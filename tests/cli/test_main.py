@@ -437,14 +437,15 @@ def test_monitor_never_starts_a_daemon_unless_asked() -> None:
     # No daemon at the default address, as at boot or while Docker restarts: a monitor
     # must wait for the real one, not start a root dockerd of its own beside it.
     result = run_cli("monitor", "--duration", "1", host=None)
-    assert "sandbox" not in result.stderr
+    assert "starting a private sandbox" not in result.stderr
     if not Path("/var/run/docker.sock").exists():  # this machine and CI: no system daemon
         assert result.returncode == 3
         line = assert_one_line_error(result.stderr)
         assert line == (
             "actorpool: cannot reach Docker at unix:///var/run/docker.sock (the default "
             "address): no such file /var/run/docker.sock — is the daemon running? set -H, "
-            "--context, DOCKER_HOST or docker.pool.socket_path"
+            "--context, DOCKER_HOST or docker.pool.socket_path; to try actorpool without "
+            "Docker: actorpool monitor --sandbox"
         )
 
 
