@@ -69,11 +69,18 @@ def test_a_short_deadline_behind_the_bucket_is_rate_limited_at_once(
         assert [f.get(timeout=10) for f in futures] == [True] * 6
 
 
-def test_shared_bucket_spreads_many_threads_reconnecting_at_once() -> None:
+def test_shared_bucket_spreads_many_threads_reconnecting_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import threading
+    import types
 
+    from actorpool.engine import ratelimit
     from actorpool.engine.ratelimit import SharedBucket
 
+    # "At once" on a frozen clock: on a loaded machine the threads start tens of ms
+    # apart and the bucket refills between them (the last waited 0.38 s, not 0.5).
+    monkeypatch.setattr(ratelimit, "time", types.SimpleNamespace(monotonic=lambda: 1000.0))
     bucket = SharedBucket(rate=50.0, burst=5)
     waits: list[float] = []
     lock = threading.Lock()
