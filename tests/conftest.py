@@ -14,7 +14,9 @@ at interpreter exit; the session fails if any of their processes survive.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -39,6 +41,7 @@ from actorpool.testing.sandbox import (
     missing_requirements,
     sweep_stale_sandboxes,
 )
+from actorpool.testing.versiongate import VersionGate
 
 if TYPE_CHECKING:
     from actorpool.config import Config
@@ -286,6 +289,21 @@ def _no_leaked_log_handlers() -> Iterator[None]:
             "this test left logging handlers installed (use helpers.restored_logging): "
             + "; ".join(removed)
         )
+
+
+@pytest.fixture
+def version_gate(sandbox: Sandbox) -> Iterator[VersionGate]:
+    """The shared sandbox behind an Engine-29-style API floor (1.44..1.52): see versiongate.
+
+    It stands in for Docker Engine 29, which cannot be installed here.
+    """
+    directory = tempfile.mkdtemp(prefix="apvg-", dir="/tmp")  # short: a unix socket path
+    gate = VersionGate(sandbox.socket_path, f"{directory}/gate.sock")
+    try:
+        yield gate.start()
+    finally:
+        gate.stop()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

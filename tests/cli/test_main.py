@@ -28,6 +28,7 @@ from actorpool.cli.main import _monitor_metrics
 from actorpool.config import DEFAULT_MONITOR_LISTEN, Config
 from actorpool.testing.faultproxy import FaultProxy
 from actorpool.testing.sandbox import Sandbox
+from actorpool.testing.versiongate import VersionGate
 
 from helpers import numbered_lines_cmd, wait_for_state, wait_until
 
@@ -719,3 +720,20 @@ def test_a_usage_error_is_one_line_and_exit_2() -> None:
     assert result.returncode == 2
     line = assert_one_line_error(result.stderr)
     assert "filter must be key=value" in line
+
+
+# --------------------------------------------------------------------------- API version floor
+
+
+def test_a_refused_api_version_is_one_line_naming_both_versions(version_gate: VersionGate) -> None:
+    # The gate stands in for Docker Engine 29 (API >= 1.44), which cannot be installed here.
+    result = run_cli("ps", host=version_gate.url, DOCKER_API_VERSION="1.40")
+    assert result.returncode == 3
+    assert assert_one_line_error(result.stderr) == (
+        f"actorpool: Docker at {version_gate.url} refuses API version 1.40 (its minimum is "
+        "1.44) — set docker.api.version to auto to negotiate, or pin a version >= 1.44 there "
+        "or in DOCKER_API_VERSION"
+    )
+    negotiated = run_cli("ps", "-a", host=version_gate.url)
+    assert negotiated.returncode == 0, negotiated.stderr
+    assert negotiated.stdout.startswith("CONTAINER ID")

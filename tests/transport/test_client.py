@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,12 +15,13 @@ import pytest
 
 import actorpool
 from actorpool.config import Config
-from actorpool.errors import TLSError
-from actorpool.messages import Ping, Version
+from actorpool.errors import ApiVersionError, TLSError
+from actorpool.messages import ListContainers, Ping, Version
 from actorpool.testing.contexts import docker_context_create, docker_context_use
 from actorpool.testing.faultproxy import FaultProxy
 from actorpool.testing.pki import Pki, TlsDaemon
 from actorpool.testing.sandbox import Sandbox
+from actorpool.testing.versiongate import VersionGate
 from actorpool.transport.classify import classify
 from actorpool.transport.client import (
     NEWEST_API_VERSION,
@@ -320,3 +322,51 @@ def test_contexts_made_by_the_docker_cli_reach_the_tls_daemon(
     # wants a client certificate.
     caonly = resolve_endpoint(context="caonly", environ=base)
     assert "the daemon refused the client certificate" in str(tls_failure(caonly))
+
+
+# --------------------------------------------------------------------------- API version floor
+# VersionGate stands in for Docker Engine 29 (API 1.44..1.52), which cannot be installed here.
+
+
+def test_auto_negotiates_the_version_the_gate_serves(version_gate: VersionGate) -> None:
+    endpoint = resolve_endpoint(version_gate.url, environ={})
+    assert ping_and_version(endpoint) == (True, "1.52")
+
+
+def test_negotiation_never_asks_for_more_than_actorpool_knows(sandbox: Sandbox) -> None:
+    with tempfile.TemporaryDirectory(prefix="apvg-", dir="/tmp") as directory:
+        future = VersionGate(sandbox.socket_path, f"{directory}/g.sock", api_version="1.60")
+        with future:
+            endpoint = resolve_endpoint(future.url, environ={})
+            assert ping_and_version(endpoint) == (True, NEWEST_API_VERSION)
+
+
+def test_a_pinned_version_below_the_floor_is_one_clear_error(
+    version_gate: VersionGate, make_config: MakeConfig
+) -> None:
+    config = make_config(version_gate.url, api={"version": "1.40"}, pool={"max_retries": 3})
+    with actorpool.start(config) as pool:
+        with pytest.raises(ApiVersionError) as refused:
+            pool.router.ask(ListContainers(timeout=10))
+        assert str(refused.value) == (
+            f"list_containers: Docker at {version_gate.url} refuses API version 1.40 (its "
+            "minimum is 1.44) — set docker.api.version to auto to negotiate, or pin a version "
+            ">= 1.44 there or in DOCKER_API_VERSION"
+        )
+        assert refused.value.status == 400
+    # Sent once: never retried (the health checks' own pings are refused too).
+    lists = [path for path in version_gate.refused if path.startswith("/v1.40/containers/")]
+    assert lists == ["/v1.40/containers/json"]
+
+
+def test_docker_api_version_pins_when_the_config_says_auto(
+    version_gate: VersionGate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_API_VERSION", "1.45")
+    assert ping_and_version(resolve_endpoint(version_gate.url)) == (True, "1.45")
+    monkeypatch.setenv("DOCKER_API_VERSION", "1.41")
+    with pytest.raises(docker.errors.APIError) as refused:
+        ping_and_version(resolve_endpoint(version_gate.url))
+    error = classify(refused.value, target=version_gate.url, what="ping").error
+    assert isinstance(error, ApiVersionError)
+    assert "refuses API version 1.41 (its minimum is 1.44)" in str(error)
