@@ -118,6 +118,7 @@ def test_unsubscribe_ends_every_followed_container(
     assert (report.follows, report.event_streams, report.subscriptions) == (0, 0, 0)
 
 
+@pytest.mark.slow  # a load run: scripts/test.sh --quick leaves it out
 def test_fifty_containers_are_followed_at_once(
     harness: StreamHarness, make_container: Callable[..., str], docker_api: Any, label: str
 ) -> None:

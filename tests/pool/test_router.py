@@ -94,6 +94,7 @@ def test_non_blocking_ask_gives_a_future_of_the_plain_result(pool: Pool) -> None
     assert [f.get(timeout=10) for f in futures] == [True] * 20
 
 
+@pytest.mark.slow  # a load run: scripts/test.sh --quick leaves it out
 def test_32_threads_times_200_asks_all_correct(
     make_config: MakeConfig, make_container: Callable[..., str]
 ) -> None:

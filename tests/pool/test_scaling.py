@@ -9,6 +9,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
+
 import actorpool
 from actorpool.config import Config
 from actorpool.messages import ContainerStats, Execute, ListContainers, PoolStatus
@@ -76,6 +78,7 @@ def test_shrinks_step_by_step_to_min_after_idle_window() -> None:
     assert all(g >= 2.0 - 1e-6 for g in gaps), "each step waits a whole idle window"
 
 
+@pytest.mark.slow  # a load run: scripts/test.sh --quick leaves it out
 def test_load_ramp_grows_to_max_and_returns_to_min_without_flapping(
     make_config: MakeConfig, make_container: Callable[..., str]
 ) -> None:
@@ -138,6 +141,7 @@ def test_load_ramp_grows_to_max_and_returns_to_min_without_flapping(
     assert all("load" in d.reason for d in report.scaling)
 
 
+@pytest.mark.slow  # a load run: scripts/test.sh --quick leaves it out
 def test_recycling_under_load_loses_no_call(make_config: MakeConfig) -> None:
     config = make_config(
         pool={
