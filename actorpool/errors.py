@@ -17,6 +17,7 @@ __all__ = [
     "ActorPoolError",
     "ApiVersionError",
     "BadRequest",
+    "BadResponse",
     "ConfigError",
     "Conflict",
     "DockerError",
@@ -121,6 +122,17 @@ class ApiVersionError(BadRequest):
     Engine 29 serves only API >= 1.44: a client pinned below its floor (or above its
     newest version) gets this for every call. The message names both versions and how to
     fix it (``docker.api.version: auto`` or ``DOCKER_API_VERSION``).
+    """
+
+
+class BadResponse(DockerError):
+    """The daemon answered, but not with what the request asks for (e.g. an empty or non-JSON 200).
+
+    An answer about that one request, not about the connection: never
+    retried (the daemon would answer the same) and never counted against the
+    connection's breaker or health. Podman, for one, answers 200 with an empty
+    body to the stats of a container that is not running. ``explanation``
+    holds the start of the body that came back.
     """
 
 

@@ -333,8 +333,8 @@ def test_a_bad_field_fails_in_the_callers_thread_naming_the_field(
 
     ``since``/``until`` must be a finite, non-negative Unix time or the daemon's
     ``"seconds.nanoseconds"``: anything else is refused later (a ValueError from
-    the connection actor) or by the daemon with HTTP 500, which the pool counts
-    against the connection as a daemon failure.
+    the connection actor) or by the daemon with HTTP 500, an error about that
+    request alone (the connection stays healthy).
     """
     with pytest.raises(error) as caught:
         build()

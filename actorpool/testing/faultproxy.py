@@ -2,7 +2,8 @@
 
 For tests, benchmarks and chaos drills: it forwards bytes between a unix
 socket of its own and the daemon's, and on demand resets connections, adds
-latency, answers ``503`` without asking the daemon, or swallows requests.
+latency, answers ``503`` or an empty ``200`` without asking the daemon, or
+swallows requests.
 The daemon behind it is always real; only the transport misbehaves. With
 ``tcp=True`` it listens on a loopback TCP port instead, which is how tests reach a
 private daemon over ``tcp://`` (the daemon itself only listens on its unix socket).
@@ -31,12 +32,18 @@ from typing import Literal
 
 __all__ = ["FaultProxy", "Mode"]
 
-Mode = Literal["pass", "reset", "status503", "blackhole"]
+Mode = Literal["pass", "reset", "status503", "empty200", "blackhole"]
 
 _BODY_503 = b'{"message":"injected by the faultproxy"}'
 _RESPONSE_503 = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
     b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(_BODY_503), _BODY_503)
+)
+
+# A success without a body: what Podman answers to the stats of a stopped container.
+_RESPONSE_EMPTY_200 = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+    b"Content-Length: 0\r\nConnection: close\r\n\r\n"
 )
 
 
@@ -46,7 +53,8 @@ class FaultProxy:
     Attributes:
         mode: What happens to each new client connection: ``pass`` (forward),
             ``reset`` (closed at once with RST), ``status503`` (an HTTP 503
-            answer), ``blackhole`` (accepted, never answered).
+            answer), ``empty200`` (an HTTP 200 with an empty body), ``blackhole``
+            (accepted, never answered).
         latency: Seconds added before each chunk forwarded to the daemon.
         reset_probability: In ``pass`` mode, the chance a new connection is reset.
         connections: Client connections accepted so far.
@@ -137,10 +145,10 @@ class FaultProxy:
         if mode == "reset":
             _reset(client)
             return
-        if mode == "status503":
+        if mode in ("status503", "empty200"):
             with contextlib.suppress(OSError):
                 client.recv(65536)
-                client.sendall(_RESPONSE_503)
+                client.sendall(_RESPONSE_503 if mode == "status503" else _RESPONSE_EMPTY_200)
             client.close()
             return
         if mode == "blackhole":

@@ -9,6 +9,7 @@ may the call be retried, and does the failure count against the connection.
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import ssl
@@ -22,6 +23,7 @@ from actorpool.errors import (
     ActorPoolError,
     ApiVersionError,
     BadRequest,
+    BadResponse,
     Conflict,
     DockerError,
     DockerUnavailable,
@@ -30,9 +32,12 @@ from actorpool.errors import (
     TLSError,
 )
 
-__all__ = ["RETRYABLE_STATUS", "Verdict", "classify"]
+__all__ = ["RETRYABLE_STATUS", "Verdict", "bad_response", "classify"]
 
 RETRYABLE_STATUS = frozenset({502, 503, 504})
+
+# Podman answers these conflicts (dockerd: 409) with HTTP 500 and this wording.
+_PODMAN_CONFLICTS = ("container state improper", "is already in use", "can only kill running")
 
 _TIMEOUTS = (
     requests.exceptions.Timeout,
@@ -101,6 +106,10 @@ def classify(exc: BaseException, *, target: str, what: str) -> Verdict:
         # Before the connection errors: requests' SSLError is a ConnectionError, but a
         # certificate that fails now fails on every retry.
         return Verdict(TLSError(f"{what}: {tls}"), retryable=False, counts=True)
+    if isinstance(exc, json.JSONDecodeError):
+        # docker-py decodes a 2xx body itself (requests' JSONDecodeError is also an OSError,
+        # so this must come before the transport errors): a bad answer, a working connection.
+        return Verdict(bad_response(what, target, exc.doc, exc.msg), retryable=False, counts=False)
     if isinstance(exc, docker.errors.APIError) and exc.response is not None:
         status = exc.status_code
         explanation = str(exc.explanation or exc)
@@ -116,7 +125,7 @@ def classify(exc: BaseException, *, target: str, what: str) -> Verdict:
                 explanation=explanation,
             )
             return Verdict(err, retryable=False, counts=False)
-        if status == 409:
+        if status == 409 or (status == 500 and any(m in explanation for m in _PODMAN_CONFLICTS)):
             err = Conflict(
                 f"{what}: refused by the daemon in the object's current state: {explanation}",
                 status=status,
@@ -135,7 +144,10 @@ def classify(exc: BaseException, *, target: str, what: str) -> Verdict:
             status=status,
             explanation=explanation,
         )
-        return Verdict(err, retryable=status in RETRYABLE_STATUS, counts=True)
+        # An error the daemon explains is about the request; only a gateway's or an
+        # unavailable daemon's status says something about reaching it.
+        busy = status in RETRYABLE_STATUS
+        return Verdict(err, retryable=busy, counts=busy)
     if _is_timeout(exc):
         return Verdict(
             RequestTimeout(
@@ -251,6 +263,22 @@ def _version_error(what: str, target: str, explanation: str, found: re.Match[str
         "in DOCKER_API_VERSION"
     )
     return ApiVersionError(msg, status=400, explanation=explanation)
+
+
+def bad_response(
+    what: str, target: str, body: bytes | str, reason: str, status: int | None = None
+) -> BadResponse:
+    """The error for an answer whose body is not what ``what`` expects (e.g. not JSON)."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    shown = "an empty body" if not text.strip() else f"the body {text[:200]!r}"
+    code = f"HTTP {status} with " if status is not None else ""
+    return BadResponse(
+        f"{what}: Docker at {target} answered {code}{shown} ({reason}); the connection is "
+        "fine, the daemon cannot answer this request (Podman answers the stats of a stopped "
+        "container so): check the object's state",
+        status=status,
+        explanation=text[:200],
+    )
 
 
 def _root_message(exc: BaseException) -> str:

@@ -33,6 +33,8 @@ import requests
 import requests.structures
 from docker.transport.unixconn import UnixHTTPAdapter
 
+from actorpool.transport.classify import bad_response
+
 __all__ = ["get"]
 
 # One pool per client for these calls, under a fixed key: docker-py keys its adapter's pools by
@@ -64,6 +66,7 @@ def get(
 
     Raises:
         docker.errors.APIError: The daemon answered with an HTTP error.
+        BadResponse: The daemon answered, but ``as_json`` and the body is not JSON.
         urllib3.exceptions.HTTPError: The exchange failed (refused, reset, timed out).
     """
     url = client._url(path, *args, versioned_api=versioned)
@@ -92,7 +95,12 @@ def get(
     if response.status >= 400:
         _raise_api_error(url, response.status, response.reason or "", response.headers, body)
     if as_json:
-        return json.loads(body)
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            raise bad_response(
+                f"GET {target}", client.base_url, body, "not JSON", status=response.status
+            ) from exc
     return body.decode("utf-8", errors="replace")
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import actorpool
-from actorpool.errors import NotFound
+from actorpool.errors import BadResponse, Conflict, NotFound
 from actorpool.messages import (
     ContainerLogs,
     ContainerStats,
@@ -77,6 +77,54 @@ def test_stats_of_a_running_container(
     assert sample["cpu_stats"]["cpu_usage"]["total_usage"] > 0
     assert sample["precpu_stats"]["cpu_usage"]["total_usage"] == 0
     assert sample["memory_stats"]["usage"] > 0
+
+
+def test_stats_of_an_exited_container_is_a_bad_response_not_a_sick_connection(
+    podman: PodmanService, make_config: Any, podman_api: Any, make_container: Any
+) -> None:
+    # Podman answers HTTP 200 with an empty body here (dockerd: a sample of zeros).
+    config = make_config(
+        podman.url,
+        pool={"min_pool_size": 2, "pool_size": 2, "unhealthy_threshold": 1},
+        circuit_breaker={"failure_threshold": 1},
+    )
+    cid = make_container(["true"], api=podman_api)
+    wait_for_state(podman_api, cid, "exited")
+    alerts: list[Any] = []
+    with actorpool.start(config, alerts=alerts.append) as pool:
+        start = time.monotonic()
+        with pytest.raises(BadResponse, match=r"container_stats: .* an empty body") as info:
+            pool.router.ask(ContainerStats(cid), timeout=20)
+        assert time.monotonic() - start < 2, "never retried"
+        assert info.value.explanation == ""
+        for _ in range(3):  # again and again: still only this request's problem
+            with pytest.raises(BadResponse):
+                pool.router.ask(ContainerStats(cid), timeout=20)
+        status = pool.status()
+        assert {(c.state, c.breaker, c.consecutive_failures) for c in status.connections} == {
+            ("healthy", "closed", 0)
+        }
+        assert pool.router.ask(Ping()) is True
+    assert [a for a in alerts if a.kind in ("connection", "breaker")] == []
+
+
+def test_podmans_http_500_conflicts_are_conflicts(
+    pool: actorpool.Pool, podman_api: Any, make_container: Any
+) -> None:
+    running = make_container("sleep 300", name="ap-conflict", api=podman_api)
+    exited = make_container(["true"], api=podman_api)
+    wait_for_state(podman_api, exited, "exited")
+    router = pool.router
+    calls = [
+        lambda c: c.remove_container(running),  # running: needs force
+        lambda c: c.kill(exited),  # not running
+        lambda c: c.create_container(IMAGE, "true", name="ap-conflict"),  # name in use
+    ]
+    for call in calls:
+        with pytest.raises(Conflict) as info:
+            router.ask(Execute(call), timeout=20)
+        assert info.value.status == 500
+    assert {c.state for c in pool.status().connections} == {"healthy"}
 
 
 def test_container_logs_have_whole_second_timestamps(

@@ -14,6 +14,7 @@ from pykka import Timeout
 import actorpool
 from actorpool.config import Config
 from actorpool.errors import (
+    BadResponse,
     NotFound,
     PoolExhausted,
     RequestTimeout,
@@ -306,6 +307,47 @@ def test_reset_connections_are_retried_on_other_connections(
             proxy.reset_probability = 0.0
             assert all(isinstance(r, list) for r in results)
             assert counter(pool, "docker_request_retries_total", operation="list_containers") > 0
+
+
+def test_an_empty_200_is_a_bad_response_never_retried_nor_held_against_the_connection(
+    sandbox: Sandbox, make_config: MakeConfig, make_container: Callable[..., str]
+) -> None:
+    cid = make_container(["sleep", "60"])
+    with FaultProxy(sandbox.socket_path) as proxy:
+        config = make_config(
+            pool={
+                "socket_path": proxy.url,
+                "min_pool_size": 2,
+                "initial_pool_size": 2,
+                "max_pool_size": 2,
+                "unhealthy_threshold": 1,
+                "health_check_interval": 3600,  # no probe: only the calls judge the connections
+            },
+            circuit_breaker={"failure_threshold": 1},
+        )
+        with actorpool.start(config) as pool:
+            assert pool.router.ask(Ping(), timeout=10) is True
+            proxy.mode = "empty200"
+            proxy.reset_all()  # the kept-alive connections would still pass through
+            # The direct GET path (inspect) and docker-py's own decoding (stats).
+            for request, what in (
+                (InspectContainer(cid), f"GET /v{config.api.version}/containers/{cid}/json"),
+                (ContainerStats(cid), "container_stats"),
+            ):
+                before = proxy.connections
+                start = time.monotonic()
+                with pytest.raises(BadResponse, match=r"answered .*an empty body") as info:
+                    pool.router.ask(request, timeout=10)
+                assert time.monotonic() - start < 2, "answered at once, never retried"
+                assert str(info.value).startswith(what)
+                assert proxy.connections == before + 1
+            status = pool.status()
+            assert [(c.state, c.breaker, c.consecutive_failures) for c in status.connections] == [
+                ("healthy", "closed", 0)
+            ] * 2
+            assert counter(pool, "docker_request_retries_total", operation="container_stats") == 0
+            proxy.mode = "pass"
+            assert pool.router.ask(InspectContainer(cid), timeout=10)["Id"] == cid
 
 
 def test_retries_exhausted_chains_the_last_cause(sandbox: Sandbox, make_config: MakeConfig) -> None:
