@@ -34,7 +34,10 @@ from helpers import numbered_lines_cmd, wait_for_state
 
 @pytest.fixture
 def pool(podman: PodmanService, make_config: Any) -> Iterator[actorpool.Pool]:
-    config = make_config(podman.url, pool={"min_pool_size": 1, "pool_size": 2})
+    # Health rounds are not what these tests are about (and a loaded machine slows them).
+    config = make_config(
+        podman.url, pool={"min_pool_size": 1, "pool_size": 2, "health_check_interval": 3600}
+    )
     with actorpool.start(config) as started:
         yield started
 
@@ -85,21 +88,26 @@ def test_stats_of_an_exited_container_is_a_bad_response_not_a_sick_connection(
     # Podman answers HTTP 200 with an empty body here (dockerd: a sample of zeros).
     config = make_config(
         podman.url,
-        pool={"min_pool_size": 2, "pool_size": 2, "unhealthy_threshold": 1},
+        pool={
+            "min_pool_size": 2,
+            "pool_size": 2,
+            "unhealthy_threshold": 1,
+            "health_check_interval": 3600,  # only the calls judge the connections
+        },
         circuit_breaker={"failure_threshold": 1},
     )
     cid = make_container(["true"], api=podman_api)
     wait_for_state(podman_api, cid, "exited")
     alerts: list[Any] = []
     with actorpool.start(config, alerts=alerts.append) as pool:
-        start = time.monotonic()
         with pytest.raises(BadResponse, match=r"container_stats: .* an empty body") as info:
-            pool.router.ask(ContainerStats(cid), timeout=20)
-        assert time.monotonic() - start < 2, "never retried"
+            pool.router.ask(ContainerStats(cid), timeout=30)
         assert info.value.explanation == ""
         for _ in range(3):  # again and again: still only this request's problem
             with pytest.raises(BadResponse):
-                pool.router.ask(ContainerStats(cid), timeout=20)
+                pool.router.ask(ContainerStats(cid), timeout=30)
+        retries = pool.metrics.value("docker_request_retries_total", operation="container_stats")
+        assert not retries, "a bad answer is never retried"
         status = pool.status()
         assert {(c.state, c.breaker, c.consecutive_failures) for c in status.connections} == {
             ("healthy", "closed", 0)
