@@ -110,6 +110,9 @@ def classify(exc: BaseException, *, target: str, what: str) -> Verdict:
         # docker-py decodes a 2xx body itself (requests' JSONDecodeError is also an OSError,
         # so this must come before the transport errors): a bad answer, a working connection.
         return Verdict(bad_response(what, target, exc.doc, exc.msg), retryable=False, counts=False)
+    ssh = _ssh_failure(exc, target)
+    if ssh is not None:
+        return Verdict(DockerUnavailable(f"{what}: {ssh}"), retryable=False, counts=True)
     if isinstance(exc, docker.errors.APIError) and exc.response is not None:
         status = exc.status_code
         explanation = str(exc.explanation or exc)
@@ -251,6 +254,23 @@ def _tls_failure(exc: BaseException, target: str) -> str | None:
         if any(n in text for n in needles):
             return f"TLS to Docker at {target} failed: " + words.format(detail=detail)
     return f"TLS to Docker at {target} failed: {detail}"
+
+
+def _ssh_failure(exc: BaseException, target: str) -> str | None:
+    """What went wrong logging in over ssh (paramiko), or ``None`` when ``exc`` is not that.
+
+    Unknown host keys and refused keys fail the same way on every retry; a refused TCP
+    connection is an OSError and stays a retryable "cannot reach".
+    """
+    for cause in _chain(exc):
+        kind = type(cause)
+        if kind.__module__.startswith("paramiko") and not isinstance(cause, OSError):
+            return (
+                f"ssh to Docker at {target} failed: {cause} ({kind.__name__}) — the host key "
+                "must be in ~/.ssh/known_hosts and a key the server accepts in ~/.ssh/config "
+                "(IdentityFile) or the agent"
+            )
+    return None
 
 
 def _version_error(what: str, target: str, explanation: str, found: re.Match[str]) -> BadRequest:

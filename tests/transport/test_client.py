@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,13 @@ import pytest
 
 import actorpool
 from actorpool.config import Config
-from actorpool.errors import ApiVersionError, TLSError
+from actorpool.errors import ApiVersionError, DockerUnavailable, RequestTimeout, TLSError
 from actorpool.messages import ListContainers, Ping, Version
 from actorpool.testing.contexts import docker_context_create, docker_context_use
 from actorpool.testing.faultproxy import FaultProxy
 from actorpool.testing.pki import Pki, TlsDaemon
 from actorpool.testing.sandbox import Sandbox
+from actorpool.testing.sshd import PrivateSshd, missing_sshd
 from actorpool.testing.versiongate import VersionGate
 from actorpool.transport.classify import classify
 from actorpool.transport.client import (
@@ -370,3 +372,63 @@ def test_docker_api_version_pins_when_the_config_says_auto(
     error = classify(refused.value, target=version_gate.url, what="ping").error
     assert isinstance(error, ApiVersionError)
     assert "refuses API version 1.41 (its minimum is 1.44)" in str(error)
+
+
+# --------------------------------------------------------------------------- ssh://
+
+
+@contextlib.contextmanager
+def private_sshd(root: Path, docker_host: str) -> Iterator[PrivateSshd]:
+    why = missing_sshd()
+    if why is not None:
+        pytest.skip(f"no private sshd here: {why}")
+    with PrivateSshd(root, docker_host) as server:
+        yield server
+
+
+def test_ssh_endpoints_reach_the_daemon_through_paramiko(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with private_sshd(tmp_path / "ssh", sandbox.url) as sshd:
+        monkeypatch.setenv("HOME", str(sshd.home))  # paramiko reads ~/.ssh from $HOME
+        endpoint = resolve_endpoint(sshd.url, environ={})
+        assert ping_and_version(endpoint) == (True, "1.41")
+        pool_keys = {"socket_path": sshd.url, "min_pool_size": 1, "initial_pool_size": 2}
+        config = Config.from_mapping({"docker": {"pool": pool_keys}})
+        with actorpool.start(config) as pool:
+            assert isinstance(pool.router.ask(ListContainers(all=True, timeout=20)), list)
+
+
+def test_ssh_honours_the_request_timeout_on_a_frozen_daemon(
+    private_sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Why paramiko and not the ssh binary: docker-py's shell-out path ignores timeouts."""
+    with private_sshd(tmp_path / "ssh", private_sandbox.url) as sshd:
+        monkeypatch.setenv("HOME", str(sshd.home))
+        client = connect(resolve_endpoint(sshd.url, environ={}), timeout=3)
+        try:
+            private_sandbox.pause()
+            began = time.monotonic()
+            with pytest.raises(Exception) as caught:  # noqa: PT011 (classified below)
+                Ping().execute(client)
+            assert time.monotonic() - began < 3 + 5
+        finally:
+            private_sandbox.resume()
+            client.close()
+        verdict = classify(caught.value, target=sshd.url, what="ping")
+        assert isinstance(verdict.error, RequestTimeout), verdict.error
+
+
+def test_an_unknown_ssh_host_key_is_a_clear_error_not_retried(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with private_sshd(tmp_path / "ssh", sandbox.url) as sshd:
+        (sshd.home / ".ssh" / "known_hosts").write_text("")
+        monkeypatch.setenv("HOME", str(sshd.home))
+        with pytest.raises(Exception) as caught:  # noqa: PT011 (classified below)
+            connect(resolve_endpoint(sshd.url, environ={}), timeout=5)
+        verdict = classify(caught.value, target=sshd.url, what="ping")
+    assert isinstance(verdict.error, DockerUnavailable)
+    assert not verdict.retryable
+    assert "not found in known_hosts" in str(verdict.error)
+    assert "must be in ~/.ssh/known_hosts" in str(verdict.error)
