@@ -564,7 +564,8 @@ def _endpoint_name(inst: _Section, attr: attrs.Attribute[Any], value: object) ->
 class EndpointConfig(_Section):
     """``docker.endpoints.NAME``: one daemon of several, with its own pool.
 
-    Only ``host`` is required. Every other key left out (``None``) takes the
+    ``host`` or ``context`` (a docker context, resolved as the docker CLI does)
+    names the daemon; exactly one is required. Every other key left out (``None``) takes the
     value of ``docker.api`` (version, TLS) or ``docker.pool`` (sizes); every
     other option (retries, breakers, rate limit, streams...) is the same for
     all endpoints, but each endpoint applies it to its own pool.
@@ -573,7 +574,12 @@ class EndpointConfig(_Section):
     _path: ClassVar[str] = "docker.endpoints"
 
     name: str = attrs.field(validator=_endpoint_name)
-    host: str = attrs.field(converter=_socket, validator=_socket_url)
+    host: str | None = attrs.field(
+        default=None, converter=_socket, validator=_optional(_socket_url), kw_only=True
+    )
+    context: str | None = attrs.field(
+        default=None, validator=_optional(_context_name), kw_only=True
+    )
     version: str | None = attrs.field(default=None, validator=_optional(_api_version))
     tls_verify: bool | None = attrs.field(default=None, validator=_optional(_boolean))
     tls_ca_cert: str | None = attrs.field(default=None, validator=_existing_file)
@@ -582,6 +588,11 @@ class EndpointConfig(_Section):
     min_pool_size: int | None = attrs.field(default=None, validator=_optional(_integer(1)))
     initial_pool_size: int | None = attrs.field(default=None, validator=_optional(_integer(1)))
     max_pool_size: int | None = attrs.field(default=None, validator=_optional(_integer(1)))
+
+    def __attrs_post_init__(self) -> None:
+        if (self.host is None) == (self.context is None):
+            rule = "needs exactly one of host and context (the daemon of this endpoint)"
+            raise _fail(f"{self.key_path()}.host", rule, self.host)
 
     def key_path(self) -> str:
         return f"{self._path}.{self.name}"
@@ -595,7 +606,7 @@ class EndpointConfig(_Section):
         pool_changes = {k: v for k, v in pool_changes.items() if v is not None}
         api_changes = {k: v for k, v in api_changes.items() if v is not None}
         return (
-            attrs.evolve(pool, socket_path=self.host, **pool_changes),
+            attrs.evolve(pool, socket_path=self.host, context=self.context, **pool_changes),
             attrs.evolve(api, **api_changes),
         )
 
@@ -751,8 +762,8 @@ def _endpoints(value: object, problems: list[ConfigError]) -> tuple[EndpointConf
         values = dict(_mapping(keys, path, problems))
         before = len(problems)
         _check_keys(values, valid, path, f"{path}.", problems)
-        if "host" not in values:
-            message = f"{path}.host: is required (the daemon address of this endpoint)"
+        if "host" not in values and "context" not in values:
+            message = f"{path}.host: is required, or context (the daemon of this endpoint)"
             problems.append(ConfigError(message, key_path=f"{path}.host"))
         if len(problems) > before:
             continue

@@ -116,6 +116,7 @@ DOCUMENTED: dict[str, dict[str, Any]] = {
 }
 ENDPOINT_KEYS = [
     "host",
+    "context",
     "version",
     "tls_verify",
     "tls_ca_cert",
@@ -877,8 +878,9 @@ docker:
 @pytest.mark.parametrize(
     ("endpoints", "message"),
     [
-        ({"a": {}}, "docker.endpoints.a.host: is required"),
-        ({"a": None}, "docker.endpoints.a.host: is required"),
+        ({"a": {}}, "docker.endpoints.a.host: is required, or context"),
+        ({"a": None}, "docker.endpoints.a.host: is required, or context"),
+        ({"a": {"host": "/x", "context": "c"}}, "needs exactly one of host and context"),
         ({"a/b": {"host": "/x"}}, "docker.endpoints: must be an endpoint name"),
         ({"a": {"host": "/x", "hots": 1}}, "docker.endpoints.a.hots: unknown key"),
         ({"a": {"host": "x.sock"}}, "docker.endpoints.a.host: must be an absolute unix socket"),
@@ -913,3 +915,9 @@ def test_endpoint_names_are_distinct_and_known() -> None:
         Config(endpoints=(one, one))
     with pytest.raises(ConfigError, match="no endpoint named 'b'; known: 'a'"):
         Config(endpoints=(one,)).for_endpoint("b")
+
+
+def test_an_endpoint_may_name_a_docker_context_instead_of_a_host() -> None:
+    cfg = Config.from_mapping(docker(endpoints={"p": {"context": "prod"}}))
+    one = cfg.for_endpoint("p")
+    assert (one.pool.context, one.pool.socket_path) == ("prod", None)

@@ -75,6 +75,9 @@ docker.pool.socket_path), else --context (or docker.pool.context), else DOCKER_H
 else DOCKER_CONTEXT, else the current context of `docker context use`, else
 unix:///var/run/docker.sock. TLS comes from DOCKER_TLS_VERIFY and DOCKER_CERT_PATH (or a
 context); DOCKER_API_VERSION pins the API version (default: negotiated).
+Several -H or --context (or docker.endpoints) follow several daemons at once, one
+endpoint each, named NAME=...: ps adds an ENDPOINT column, logs takes
+ENDPOINT/CONTAINER, and lines are prefixed endpoint/container.
 """
 
 
@@ -101,16 +104,20 @@ def _add_common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     group.add_argument(
         "-H",
         "--host",
-        metavar="HOST",
+        metavar="[NAME=]HOST",
+        action="append",
         default=default(None),
         help="daemon address: unix:///path/docker.sock, tcp://host[:port] or "
-        "ssh://[user@]host[:port] (overrides all else)",
+        "ssh://[user@]host[:port] (overrides all else); give it several times for several "
+        "endpoints, each named NAME (default: its address)",
     )
     group.add_argument(
         "--context",
-        metavar="NAME",
+        metavar="[NAME=]CONTEXT",
+        action="append",
         default=default(None),
-        help="docker context to use (as made by `docker context create`); beats DOCKER_HOST",
+        help="docker context to use (as made by `docker context create`); beats DOCKER_HOST; "
+        "give it several times for several endpoints, each named NAME (default: the context)",
     )
     group.add_argument(
         "--log-level",

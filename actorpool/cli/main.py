@@ -48,6 +48,7 @@ import logging
 import math
 import os
 import queue
+import re
 import signal
 import socket
 import stat
@@ -95,6 +96,7 @@ from actorpool.cli.writer import TICK, LogWriter
 from actorpool.config import (
     DEFAULT_MONITOR_LISTEN,
     Config,
+    EndpointConfig,
     config_to_dict,
     load_config,
     normalize_socket_path,
@@ -104,6 +106,7 @@ from actorpool.errors import (
     ApiVersionError,
     ConfigError,
     DockerUnavailable,
+    FanOutError,
     NoHealthyConnections,
     NotFound,
     TLSError,
@@ -166,14 +169,24 @@ def resolve_config(args: argparse.Namespace, *, path: str | None = None) -> Conf
         ConfigError: The file, ``-H`` or ``--context`` is invalid, or both flags are given.
     """
     config = load_config(path or args.config)
-    host, context = args.host, getattr(args, "context", None)
-    if host and context:
+    hosts, contexts = _flag_values(args, "host"), _flag_values(args, "context")
+    if hosts and contexts:
         raise ConfigError("conflicting options: cannot specify both -H/--host and --context")
-    if host or context:
-        socket_path = normalize_socket_path(host, "-H/--host") if host else None
-        pool = attrs.evolve(config.pool, socket_path=socket_path, context=context or None)
-        config = attrs.evolve(config, pool=pool)
+    if len(hosts) + len(contexts) == 1 and "=" not in (hosts or contexts)[0].split("/")[0]:
+        socket_path = normalize_socket_path(hosts[0], "-H/--host") if hosts else None
+        context = contexts[0] if contexts else None
+        pool = attrs.evolve(config.pool, socket_path=socket_path, context=context)
+        config = attrs.evolve(config, pool=pool, endpoints=())
+    elif hosts or contexts:
+        pool = attrs.evolve(config.pool, socket_path=None, context=None)
+        endpoints = _flag_endpoints(hosts, "host") + _flag_endpoints(contexts, "context")
+        config = attrs.evolve(config, pool=pool, endpoints=endpoints)
     return config
+
+
+def _flag_values(args: argparse.Namespace, name: str) -> list[str]:
+    value = getattr(args, name, None)
+    return [value] if isinstance(value, str) else list(value or [])
 
 
 def _endpoint(args: argparse.Namespace, config: Config) -> Endpoint:
@@ -183,6 +196,47 @@ def _endpoint(args: argparse.Namespace, config: Config) -> Endpoint:
         host_source="-H" if args.host else "docker.pool.socket_path",
         context_source="--context" if getattr(args, "context", None) else "docker.pool.context",
     )
+
+
+def _flag_endpoints(values: Sequence[str], key: str) -> tuple[EndpointConfig, ...]:
+    """One endpoint per ``-H [NAME=]HOST`` (or ``--context [NAME=]CONTEXT``).
+
+    Unnamed ones are named by their address (tcp ``host:port``, the socket's
+    file name, its directory too when two are alike) or their context.
+    """
+    flag = "-H/--host" if key == "host" else "--context"
+    endpoints: list[EndpointConfig] = []
+    for value in values:
+        name, sep, target = value.partition("=")
+        if not sep or "/" in name:
+            name, target = "", value
+        if key == "host":
+            target = normalize_socket_path(target, flag)
+        if not name:
+            base = target.split("://", 1)[-1]
+            name = (
+                base
+                if "://" not in target or target.startswith(("tcp://", "ssh://"))
+                else (os.path.basename(base).removesuffix(".sock"))
+            )
+            name = re.sub(r"[^A-Za-z0-9_.:-]", "-", name).strip("-.:_") or "docker"
+            taken = {e.name for e in endpoints}
+            if name in taken:  # two sockets both called docker.sock: their directories tell
+                parent = os.path.basename(os.path.dirname(base))
+                name = re.sub(r"[^A-Za-z0-9_.:-]", "-", f"{parent}-{name}").strip("-.:_")
+            stem, n = name, 2
+            while name in taken:
+                name, n = f"{stem}-{n}", n + 1
+        try:
+            if key == "host":
+                endpoints.append(EndpointConfig(name=name, host=target))
+            else:
+                endpoints.append(EndpointConfig(name=name, context=target))
+        except ConfigError as error:
+            raise ConfigError(f"{flag} {value!r}: {error}") from None
+    if len({e.name for e in endpoints}) < len(endpoints):
+        raise ConfigError(f"{flag}: two endpoints have the same name; name them NAME=...")
+    return tuple(endpoints)
 
 
 def _without_metrics(config: Config) -> Config:
@@ -196,9 +250,17 @@ def _check_reachable(
     timeout: float = PING_TIMEOUT,
     endpoint: Endpoint | None = None,
 ) -> None:
-    """Ping the daemon once, directly; raise ``CliError`` (exit 3) saying why it failed."""
+    """Ping the daemon once, directly; raise ``CliError`` (exit 3) saying why it failed.
+
+    With several endpoints there is no check: a daemon that is down is one
+    failed part of each fan-out (reported, exit 3), never a reason to show
+    nothing of the others.
+    """
     from actorpool.transport.classify import classify
     from actorpool.transport.client import connect
+
+    if config.endpoints:
+        return
 
     endpoint = _endpoint(args, config) if endpoint is None else endpoint
     url, origin = endpoint.url, endpoint.source.removeprefix("from ")
@@ -376,7 +438,7 @@ def _pool(config: Config) -> Iterator[actorpool.Pool]:
 
 def _container_ref(value: str) -> str:
     try:
-        InspectContainer(value)
+        InspectContainer(value.split("/", 1)[-1] if "/" in value.lstrip("/") else value)
     except ValueError:
         msg = f"{value!r} is not a container id or name (letters, digits, '_', '.', '-')"
         raise CliError(msg, EXIT_USAGE) from None
@@ -386,50 +448,88 @@ def _container_ref(value: str) -> str:
 def _cmd_ps(args: argparse.Namespace) -> int:
     config = _without_metrics(resolve_config(args))
     _check_reachable(config, args)
+    failures: Mapping[str, BaseException] = {}
     with _pool(config) as pool:
         request = ListContainers(all=args.all, filters=_filters(args.filter))
-        containers: list[dict[str, Any]] = _ask(pool, request)
+        try:
+            containers: list[dict[str, Any]] = _ask(pool, request)
+        except FanOutError as error:  # what the live endpoints answered, then who failed
+            containers, failures = error.partial, error.failures
+        several = len(pool.endpoints) > 1
     if args.quiet:
         for c in containers:
             print(c["Id"] if args.no_trunc else c["Id"][:12])
-        return EXIT_OK
-    rows = [("CONTAINER ID", "IMAGE", "COMMAND", "STATUS", "NAMES")]
-    for c in containers:
-        rows.append(
-            (
+    else:
+        heading = ("CONTAINER ID", "IMAGE", "COMMAND", "STATUS", "NAMES")
+        rows = [("ENDPOINT", *heading) if several else heading]
+        for c in containers:
+            row = (
                 c["Id"] if args.no_trunc else c["Id"][:12],
                 c.get("Image", ""),
                 '"' + short(c.get("Command", ""), 20, args.no_trunc) + '"',
                 c.get("Status", ""),
                 ",".join(n.lstrip("/") for n in c.get("Names") or []),
             )
-        )
-    print(table(rows))
-    return EXIT_OK
+            rows.append((c.get("Endpoint", ""), *row) if several else row)
+        print(table(rows))
+    for name, failure in failures.items():
+        print(f"actorpool: endpoint {name} did not answer: {failure}", file=sys.stderr)
+    return EXIT_UNREACHABLE if failures else EXIT_OK
 
 
 def _inspect_all(pool: actorpool.Pool, refs: Sequence[str]) -> dict[str, LogStreamStarted]:
-    """Full id -> who it is, for each ref, asked in parallel; unknown ones fail with exit 4."""
-    futures = [pool.router.ask(InspectContainer(ref), block=False) for ref in refs]
+    """Full id -> who it is, for each ref, asked in parallel; unknown ones fail with exit 4.
+
+    With several endpoints a ref is ``ENDPOINT/CONTAINER``, or a container that
+    exactly one endpoint has (asked on each, in parallel).
+    """
+    several = len(pool.endpoints) > 1
+    asks: list[tuple[str, str, Any]] = []
+    for ref in refs:
+        endpoint, sep, container = ref.partition("/")
+        if sep and endpoint and endpoint not in pool.endpoints:
+            msg = f"{ref}: no endpoint named {endpoint!r} (endpoints: {', '.join(pool.endpoints)})"
+            raise CliError(msg, EXIT_USAGE)
+        if not (sep and endpoint):
+            endpoint, container = "", ref
+        for name in [endpoint] if endpoint else pool.endpoints:
+            message = InspectContainer(container, endpoint=name if several else None)
+            asks.append((ref, name, pool.router.ask(message, block=False)))
+    seen: dict[str, list[dict[str, Any]]] = {ref: [] for ref in refs}
+    for ref, name, future in asks:
+        with contextlib.suppress(NotFound):
+            seen[ref].append({**future.get(), "Endpoint": name})
     found: dict[str, LogStreamStarted] = {}
-    for ref, future in zip(refs, futures, strict=True):
-        try:
-            info = future.get()
-        except NotFound:
+    for ref, infos in seen.items():
+        if not infos:
             msg = f"no such container: {ref} (list them with `actorpool ps -a`)"
-            raise CliError(msg, EXIT_ERROR) from None
-        found[info["Id"]] = LogStreamStarted.from_inspect(info)
+            raise CliError(msg, EXIT_ERROR)
+        if len(infos) > 1:
+            where = ", ".join(f"{i['Endpoint']}/{ref}" for i in infos)
+            msg = f"{ref} is on several endpoints; name one: {where}"
+            raise CliError(msg, EXIT_USAGE)
+        meta = LogStreamStarted.from_inspect(infos[0])
+        found[infos[0]["Id"]] = attrs.evolve(meta, endpoint=infos[0]["Endpoint"])
     return found
+
+
+def _shown(pool: actorpool.Pool, meta: LogStreamStarted) -> str:
+    """How lines of a container are prefixed: its name, ``endpoint/name`` with several."""
+    return f"{meta.endpoint}/{meta.name}" if len(pool.endpoints) > 1 else meta.name
 
 
 def _cmd_logs(args: argparse.Namespace) -> int:
     refs = [_container_ref(ref) for ref in args.containers]
     config = _without_metrics(resolve_config(args))
     _check_reachable(config, args)
-    output = Output(prefix=len(refs) > 1, timestamps=args.timestamps)
+    several = len(config.endpoint_names) > 1
+    output = Output(prefix=len(refs) > 1 or several, timestamps=args.timestamps)
     with _pool(config) as pool:
         found = _inspect_all(pool, refs)
-        names = {cid: meta.name for cid, meta in found.items()}
+        names = {cid: _shown(pool, meta) for cid, meta in found.items()}
+        where = {
+            cid: meta.endpoint if len(pool.endpoints) > 1 else None for cid, meta in found.items()
+        }
         output.reserve(names.values())
         several = len(config.endpoint_names) > 1
         encoder = RecordEncoder("json", endpoints=several) if args.format == "json" else None
@@ -440,7 +540,8 @@ def _cmd_logs(args: argparse.Namespace) -> int:
                 (
                     cid,
                     pool.router.ask(
-                        ContainerLogs(cid, since=args.since, tail=args.tail), block=False
+                        ContainerLogs(cid, since=args.since, tail=args.tail, endpoint=where[cid]),
+                        block=False,
                     ),
                 )
                 for cid in names
@@ -465,7 +566,11 @@ def _cmd_logs(args: argparse.Namespace) -> int:
                 printer = LinePrinter.start(output, names=names, expect=len(names), done=done)
             try:
                 for cid in names:
-                    pool.router.ask(SubscribeLogs(cid, printer, since=args.since, tail=args.tail))
+                    pool.router.ask(
+                        SubscribeLogs(
+                            cid, printer, since=args.since, tail=args.tail, endpoint=where[cid]
+                        )
+                    )
                 while not done.is_set() and signals.sleep(0.1):
                     printer.tell(TICK)
             finally:
@@ -476,27 +581,44 @@ def _cmd_logs(args: argparse.Namespace) -> int:
 
 def _cmd_health(args: argparse.Namespace) -> int:
     config = _without_metrics(resolve_config(args))
-    endpoint = _endpoint(args, config)
-    print(f"endpoint: {endpoint.describe()}")
-    _check_reachable(config, args, endpoint=endpoint)
+    if not config.endpoints:
+        endpoint = _endpoint(args, config)
+        print(f"endpoint: {endpoint.describe()}")
+        _check_reachable(config, args, endpoint=endpoint)
+    unhealthy = False
     with _pool(config) as pool:
+        several = len(pool.endpoints) > 1
         # The pool's own health checks run every health_check_interval; one ping per
         # connection (sent together, so each idle connection takes one) checks them now.
-        size = pool.status().size
+        # Every endpoint's pings go out before any is waited for.
         timeout = min(config.pool.health_check_timeout, 10.0)
-        futures = [pool.router.ask(Ping(timeout=timeout), block=False) for _ in range(size)]
-        failures: list[str] = []
-        for future in futures:
-            try:
-                future.get()
-            except ActorPoolError as error:
-                failures.append(str(error))
-        report = pool.status()
-    print(health_table(report))
-    print(health_line(report, failures))
-    if failures:
-        print(f"{len(failures)} of {size} pings failed; the first: {failures[0]}", file=sys.stderr)
-    unhealthy = report.degraded or report.healthy == 0 or bool(failures)
+        pings = {
+            name: [
+                pool.router.ask(Ping(timeout=timeout, endpoint=name), block=False)
+                for _ in range(pool.status(endpoint=name).size)
+            ]
+            for name in pool.endpoints
+        }
+        for name, futures in pings.items():
+            failures: list[str] = []
+            for future in futures:
+                try:
+                    future.get()
+                except ActorPoolError as error:
+                    failures.append(str(error))
+            report = pool.status(endpoint=name)
+            if several:
+                print(f"endpoint {name}:")
+            print(health_table(report))
+            print(health_line(report, failures))
+            if failures:
+                first = failures[0]
+                where = f"endpoint {name}: " if several else ""
+                print(
+                    f"{where}{len(failures)} of {len(futures)} pings failed; the first: {first}",
+                    file=sys.stderr,
+                )
+            unhealthy = unhealthy or report.degraded or report.healthy == 0 or bool(failures)
     return EXIT_UNHEALTHY if unhealthy else EXIT_OK
 
 
@@ -585,7 +707,8 @@ def _run_monitor(
     # restarts, must wait for the real one, not run a root dockerd beside it.
     if args.sandbox:
         url = start_sandbox(output, cleanup)
-        config = attrs.evolve(config, pool=attrs.evolve(config.pool, socket_path=url))
+        pool_config = attrs.evolve(config.pool, socket_path=url, context=None)
+        config = attrs.evolve(config, pool=pool_config, endpoints=())
     else:
         try:
             _check_reachable(config, args)
@@ -634,9 +757,12 @@ def _run_monitor(
     pool.router.ask(request)
     where = f"; metrics at {_metrics_url(pool)}" if pool.metrics_address else ""
     shown = f" (filter {_show_filters(filters)})" if filters else ""
-    printer.tell(
-        Status(f"actorpool: following logs on {daemon_url(config)}{shown}{where}; Ctrl-C to stop")
+    daemons = (
+        ", ".join(f"{e.name} ({e.host or 'context ' + str(e.context)})" for e in config.endpoints)
+        if config.endpoints
+        else daemon_url(config)
     )
+    printer.tell(Status(f"actorpool: following logs on {daemons}{shown}{where}; Ctrl-C to stop"))
     if args.sandbox:
         printer.tell(Names(start_demo(pool)))
     _monitor_loop(pool, printer, unknown, signals, args, broken)
@@ -681,39 +807,60 @@ def _summary(
     now = time.monotonic()
     stats = cast(PrinterStats, printer.ask(GetStats(), timeout=2))
     try:
-        report = pool.status(timeout=2)
+        reports = pool.statuses(timeout=2)
     except (ActorPoolError, pykka.Timeout) as error:
         printer.tell(Status(f"actorpool health: pool status unavailable: {error}"))
         return now, stats.lines
     rate = (stats.lines - last[1]) / max(now - last[0], 1e-6)
-    breakers = sum(c.breaker == "open" for c in report.connections)
-    state = "degraded" if report.degraded else "ok"
+    every = list(reports.values())
+    breakers = sum(c.breaker == "open" for r in every for c in r.connections)
+    degraded = [name for name, r in reports.items() if r.degraded]
+    state = "ok" if not degraded else "degraded"
+    if len(reports) > 1 and degraded:
+        state += f" ({', '.join(degraded)})"
     printer.tell(
         Status(
-            f"actorpool health: {state} size={report.size} healthy={report.healthy} "
-            f"breakers_open={breakers} log_streams={report.log_streams} "
-            f"event_streams={report.event_streams} lines/s={rate:.1f} "
-            f"queue={report.queue_length}"
+            f"actorpool health: {state} size={sum(r.size for r in every)} "
+            f"healthy={sum(r.healthy for r in every)} "
+            f"breakers_open={breakers} log_streams={sum(r.log_streams for r in every)} "
+            f"event_streams={sum(r.event_streams for r in every)} lines/s={rate:.1f} "
+            f"queue={sum(r.queue_length for r in every)}"
         )
     )
     return now, stats.lines
 
 
 def _name_of(pool: actorpool.Pool, cid: str) -> str:
-    try:
-        info: dict[str, Any] = _ask(pool, InspectContainer(cid, timeout=2))
-    except (ActorPoolError, ValueError, pykka.Timeout):
-        return cid[:12]  # gone already, or the daemon is slow: the short id will do
-    return str(info["Name"]).lstrip("/")
+    """The name lines of ``cid`` are prefixed with (``endpoint/name`` with several endpoints)."""
+    several = len(pool.endpoints) > 1
+    futures = [
+        (name, pool.router.ask(InspectContainer(cid, timeout=2, endpoint=name), block=False))
+        for name in (pool.endpoints if several else [None])
+    ]
+    for name, future in futures:
+        try:
+            info: dict[str, Any] = future.get()
+        except (ActorPoolError, ValueError, pykka.Timeout):
+            continue  # gone already, another endpoint's, or the daemon is slow
+        shown = str(info["Name"]).lstrip("/")
+        return f"{name}/{shown}" if several else shown
+    return cid[:12]  # the short id will do
 
 
 def _running_names(pool: actorpool.Pool, filters: Mapping[str, Any] | None) -> dict[str, str]:
     # Known up front, so the first lines of running containers are not held back.
     try:
         containers: list[dict[str, Any]] = _ask(pool, ListContainers(filters=filters, timeout=5))
+    except FanOutError as error:
+        containers = error.partial  # the endpoints that answered
     except ActorPoolError:
         return {}
-    return {c["Id"]: (c.get("Names") or ["/" + c["Id"][:12]])[0].lstrip("/") for c in containers}
+    several = len(pool.endpoints) > 1
+    names: dict[str, str] = {}
+    for c in containers:
+        name = (c.get("Names") or ["/" + c["Id"][:12]])[0].lstrip("/")
+        names[c["Id"]] = f"{c['Endpoint']}/{name}" if several else name
+    return names
 
 
 def _show_filters(filters: Mapping[str, Sequence[str]]) -> str:

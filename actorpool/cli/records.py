@@ -76,6 +76,8 @@ class RecordEncoder:
         endpoints: Lines of several daemons go to one output: each record names
             its endpoint (a JSON ``endpoint`` field; ``endpoint/name`` in text).
         timestamps: Text records start with the time.
+        several: The pool has several endpoints: each record names its container's
+            (``LogStreamStarted.endpoint``): JSON's ``endpoint``, text's ``endpoint/name |``.
     """
 
     def __init__(self, fmt: Format, *, endpoints: bool = False, timestamps: bool = False):

@@ -737,3 +737,92 @@ def test_a_refused_api_version_is_one_line_naming_both_versions(version_gate: Ve
     negotiated = run_cli("ps", "-a", host=version_gate.url)
     assert negotiated.returncode == 0, negotiated.stderr
     assert negotiated.stdout.startswith("CONTAINER ID")
+
+
+# --------------------------------------------------------------------------- several endpoints
+
+
+def test_several_hosts_ps_adds_an_endpoint_column_and_names_a_dead_one(
+    sandbox: Sandbox, make_container: MakeContainer, tmp_path: Path
+) -> None:
+    label = unique("eps")
+    cid = make_container(["sleep", "60"], labels={"t": label})
+    hosts = ["-H", f"a={sandbox.url}", "-H", f"b={sandbox.url}"]
+    result = run_cli("ps", "--filter", f"label=t={label}", *hosts, host=None)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:3] == ["ENDPOINT", "CONTAINER", "ID"]
+    assert sorted(line.split()[:2] for line in lines[1:]) == [["a", cid[:12]], ["b", cid[:12]]]
+    dead = f"unix://{tmp_path}/nobody.sock"
+    partial = run_cli(
+        "ps", "--filter", f"label=t={label}", "-H", f"live={sandbox.url}", "-H", f"dead={dead}",
+        host=None, timeout=60,
+    )  # fmt: skip
+    assert partial.returncode == 3, partial.stderr
+    assert [line.split()[:2] for line in partial.stdout.splitlines()[1:]] == [["live", cid[:12]]]
+    assert "actorpool: endpoint dead did not answer:" in partial.stderr
+
+
+def test_several_hosts_logs_take_endpoint_slash_container_and_prefix_it(
+    sandbox: Sandbox, finished_logger: tuple[str, str]
+) -> None:
+    _, name = finished_logger
+    hosts = ["-H", f"a={sandbox.url}", "-H", f"b={sandbox.url}"]
+    result = run_cli("logs", f"b/{name}", *hosts, host=None)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [f"b/{name} | out {i}" for i in (1, 2, 3)]
+    ambiguous = run_cli("logs", name, *hosts, host=None)
+    assert ambiguous.returncode == 2
+    assert f"a/{name}, b/{name}" in assert_one_line_error(ambiguous.stderr)
+    unknown = run_cli("logs", f"c/{name}", *hosts, host=None)
+    assert unknown.returncode == 2
+    assert "no endpoint named 'c'" in assert_one_line_error(unknown.stderr)
+
+
+def test_several_hosts_monitor_prefixes_lines_with_endpoint_and_container(
+    private_sandboxes: Callable[[int], list[Sandbox]],
+    make_container: MakeContainer,
+    cli_processes: list[CliProcess],
+) -> None:
+    label = unique("mon")
+    name = unique("ticker")
+    daemons = private_sandboxes(2)
+    clients = [daemon.client() for daemon in daemons]
+    try:
+        for client in clients:
+            make_container(ticker_cmd("tick"), name=name, labels={"t": label}, api=client)
+    finally:
+        for client in clients:
+            client.close()
+    monitor = CliProcess(
+        "monitor", "--duration", "120", "--summary-interval", "1",
+        "--filter", f"label=t={label}", "--metrics", "127.0.0.1:0",
+        "-H", f"a={daemons[0].url}", "-H", f"b={daemons[1].url}",
+        host=None,
+    )  # fmt: skip
+    cli_processes.append(monitor)
+    monitor.wait_for(monitor.err, r"following logs on a \(unix://.*\), b \(unix://", timeout=15)
+    monitor.wait_for(monitor.out, rf"^a/{name} +\| tick \d+$", timeout=20)
+    monitor.wait_for(monitor.out, rf"^b/{name} +\| tick \d+$", timeout=20)
+    monitor.wait_for(monitor.err, r"^actorpool health: ok size=\d+", timeout=20)
+    monitor.proc.terminate()
+    assert monitor.finish(timeout=30) == 0, "\n".join(monitor.err)
+    assert not any("Traceback" in line for line in monitor.err)
+
+
+def test_unnamed_hosts_are_named_by_their_address() -> None:
+    from actorpool.cli.main import resolve_config
+
+    args = argparse.Namespace(
+        config=None, host=["unix:///run/a/docker.sock", "unix:///run/b/docker.sock", "tcp://h:1"]
+    )
+    config = resolve_config(args)
+    assert config.endpoint_names == ("docker", "b-docker", "h:1")
+    assert config.for_endpoint("b-docker").pool.socket_path == "unix:///run/b/docker.sock"
+    one = resolve_config(argparse.Namespace(config=None, host=["tcp://h:2"]))
+    assert (one.endpoint_names, one.pool.socket_path) == (("default",), "tcp://h:2")
+    named = resolve_config(argparse.Namespace(config=None, host=["x=tcp://h:2"]))
+    assert named.endpoint_names == ("x",)
+    contexts = resolve_config(argparse.Namespace(config=None, host=None, context=["p=prod", "dev"]))
+    assert contexts.endpoint_names == ("p", "dev")
+    assert contexts.for_endpoint("p").pool.context == "prod"
