@@ -90,9 +90,13 @@ def fan_out_vs_sequential(sandboxes: list[Sandbox], rounds: int, calls: int) -> 
         for client in clients:
             client.close()
     ratio = median(round_ratios(theirs_s, ours_s))
+    cpu = median(round_ratios(ours_s, theirs_s, cpu=True))
     per_ours = median([s.wall for s in ours_s]) / calls
     per_theirs = median([s.wall for s in theirs_s]) / calls
-    note = f"{len(sandboxes)} daemons x {expected // len(sandboxes)} containers; per fan-out"
+    note = (
+        f"{len(sandboxes)} daemons x {expected // len(sandboxes)} containers; per fan-out; "
+        f"this process's CPU {cpu:.2f}x docker-py's"
+    )
     return Figure.speedup(
         "E1 ListContainers fan-out vs sequential",
         per_ours,

@@ -138,7 +138,7 @@ def _latencies(pool: actorpool.Pool, endpoints: list[str], seconds: float) -> li
     while time.monotonic() < end:
         for name in endpoints:
             began = time.monotonic()
-            assert len(pool.router.ask(ListContainers(endpoint=name, timeout=5))) == 1
+            assert len(pool.router.ask(ListContainers(endpoint=name, timeout=10))) == 1
             took.append(time.monotonic() - began)
     return took
 
@@ -173,7 +173,7 @@ def test_a_frozen_and_a_restarted_daemon_never_slow_the_other_endpoints(
         daemons[0].pause()
         try:
             stuck = [
-                pool.router.ask(ListContainers(endpoint="d0", timeout=3), block=False)
+                pool.router.ask(ListContainers(endpoint="d0", timeout=6), block=False)
                 for _ in range(8)
             ]
             during = _latencies(pool, ["d1", "d2", "d3"], 2.0)
@@ -188,10 +188,10 @@ def test_a_frozen_and_a_restarted_daemon_never_slow_the_other_endpoints(
             daemons[0].resume()
         assert set(info.value.failures) == {"d0"}
         assert sorted(c["Endpoint"] for c in info.value.partial) == ["d1", "d2", "d3"]
-        assert fan_out_took < 1.5 + 0.5
-        # Their latency does not change: a coupled pool would show the frozen daemon's 3 s.
-        assert max(during) < 1.0, max(during)
-        assert statistics.median(during) < 3 * statistics.median(baseline) + 0.02
+        assert fan_out_took < 1.5 + 1.0  # its deadline, and slack for a loaded machine
+        # Their latency does not change: a coupled pool would show the frozen daemon's 6 s.
+        assert max(during) < 3.0, max(during)
+        assert statistics.median(during) < 3 * statistics.median(baseline) + 0.1
         wait_until(lambda: _answers(pool, "d0"), timeout=30, message="d0 answers after SIGCONT")
 
         # d1 restarted while the others keep answering, without one error.
@@ -217,7 +217,7 @@ def test_a_frozen_and_a_restarted_daemon_never_slow_the_other_endpoints(
             worker.join(30)
         assert errors == []
         assert timed
-        assert max(timed) < 1.0, max(timed)
+        assert max(timed) < 3.0, max(timed)
         assert len(pool.router.ask(ListContainers(endpoint="d1"))) == 1  # live-restore kept it
         for name in ("d0", "d2", "d3"):
             assert pool.status(endpoint=name).restarts == 0

@@ -144,7 +144,7 @@ def test_a_fan_out_with_a_dead_endpoint_returns_the_live_answers_by_its_deadline
     assert set(error.failures) == {"dead"}
     assert "1 of 2 endpoints failed" in str(error)
     assert "dead:" in str(error)
-    assert took < 1.0 + 0.5
+    assert took < 1.0 + 1.0  # its deadline, and slack for a loaded machine
     # A merged list: the live endpoint's containers, each tagged.
     with pytest.raises(FanOutError) as listed:
         pool.router.ask(ListContainers(all=True, timeout=1.0))
