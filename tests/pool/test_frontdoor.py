@@ -28,6 +28,7 @@ from actorpool.errors import (
 from actorpool.messages import (
     DockerEvent,
     FollowContainers,
+    HealthAlert,
     Info,
     InspectContainer,
     ListContainers,
@@ -219,3 +220,26 @@ def test_event_subscriptions_cover_the_named_endpoints(
     assert {e.endpoint for e in events} == {"a"}
     with pytest.raises(UnknownEndpoint):
         twin.router.ask(SubscribeEvents(ref, endpoints=("a", "zz")))
+
+
+def test_alerts_and_metrics_name_the_endpoint_that_is_down(
+    make_config: MakeConfig, sandbox: Any, tmp_path: Path
+) -> None:
+    alerts: list[HealthAlert] = []
+    dead = f"unix://{tmp_path}/nobody.sock"
+    config = make_config(endpoints={"live": sandbox, "dead": dead})
+    with actorpool.start(config, alerts=alerts.append) as pool:
+
+        def up(name: str) -> float | None:
+            view = (
+                pool.metrics.for_endpoint(name) if name != pool.metrics.endpoint else pool.metrics
+            )
+            return view.value("docker_endpoint_up")
+
+        wait_until(lambda: up("dead") == 0, timeout=30, message="dead endpoint reported down")
+        assert up("live") == 1
+        wait_until(lambda: any(a.endpoint == "dead" for a in alerts), timeout=30)
+        assert {a.endpoint for a in alerts} == {"dead"}
+        text = pool.metrics.render()
+        assert 'docker_pool_size{endpoint="live"}' in text
+        assert 'docker_pool_size{endpoint="dead"}' in text
