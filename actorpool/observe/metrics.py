@@ -451,7 +451,8 @@ class PoolMetrics:
         """A view recording with ``endpoint`` as its label, in the same registry.
 
         The metric families are shared; what is per endpoint (breaker states,
-        the cached children) is the view's own.
+        the cached children) is the view's own. Make one view per endpoint, once
+        (the pool does): a new view starts its endpoint's gauges from zero.
         """
         view = copy.copy(self)
         view.endpoint = endpoint
