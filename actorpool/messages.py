@@ -325,6 +325,7 @@ class ContainerLogs(Request):
         until: Only lines at or before this time (inclusive), same forms as ``since``.
         tail: ``"all"`` or the number of last lines.
         timestamps: Ask the daemon for timestamps (``LogLine.timestamp`` is 0 without).
+        details: Prefix each line with its log driver's extra attributes (``--details``).
     """
 
     operation: ClassVar[str] = "container_logs"
@@ -335,6 +336,7 @@ class ContainerLogs(Request):
     since: float | str | None = attrs.field(default=None, validator=_since)
     until: float | str | None = attrs.field(default=None, validator=_since)
     tail: int | Literal["all"] = attrs.field(default="all", validator=_tail)
+    details: bool = attrs.field(default=False, validator=v.instance_of(bool))
 
     def execute(self, client: APIClient) -> tuple[LogLine, ...]:
         from actorpool.transport.logread import read_logs

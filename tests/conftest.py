@@ -327,7 +327,8 @@ def make_container(request: pytest.FixtureRequest) -> Iterator[MakeContainer]:
     """Factory creating busybox containers (``network_mode="none"``), removed at teardown.
 
     ``make_container(cmd, *, labels=None, tty=False, name=None, start=True,
-    api=None) -> container id``; ``api`` defaults to the shared sandbox's
+    api=None, log_labels=None) -> container id``; ``log_labels`` names labels the
+    json-file log driver records (``--log-opt labels=…``); ``api`` defaults to the shared sandbox's
     client. Containers are force-removed even when the test fails; a daemon
     that is already gone (a cleaned-up private sandbox) took them with it.
     """
@@ -341,6 +342,7 @@ def make_container(request: pytest.FixtureRequest) -> Iterator[MakeContainer]:
         name: str | None = None,
         start: bool = True,
         api: Any = None,
+        log_labels: str | None = None,
     ) -> str:
         client = api if api is not None else request.getfixturevalue("docker_api")
 
@@ -351,7 +353,14 @@ def make_container(request: pytest.FixtureRequest) -> Iterator[MakeContainer]:
                 labels=dict(labels) if labels else None,
                 tty=tty,
                 name=name,
-                host_config=client.create_host_config(network_mode="none"),
+                host_config=client.create_host_config(
+                    network_mode="none",
+                    log_config=(
+                        {"Type": "json-file", "Config": {"labels": log_labels}}
+                        if log_labels
+                        else None
+                    ),
+                ),
             )
             return str(container["Id"])
 

@@ -212,6 +212,20 @@ def _since_arg(value: str) -> str:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _until_arg(value: str) -> str:
+    try:
+        return parse_since(value, flag="--until")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _positive_int(value: str) -> int:
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    msg = f"must be a number of containers >= 1, got {value!r}"
+    raise argparse.ArgumentTypeError(msg)
+
+
 # A command's function: the parsed arguments in, the exit code out.
 Handler = Callable[[argparse.Namespace], int]
 
@@ -276,6 +290,23 @@ def build_parser(handlers: Handlers) -> argparse.ArgumentParser:
     )
     ps.add_argument("-q", "--quiet", action="store_true", help="only print container ids")
     ps.add_argument("--no-trunc", action="store_true", help="do not shorten ids and commands")
+    ps.add_argument(
+        "-n",
+        "--last",
+        type=_positive_int,
+        metavar="N",
+        help="the N most recently created containers, in any state",
+    )
+    ps.add_argument(
+        "-l", "--latest", action="store_true", help="the most recently created container"
+    )
+    ps.add_argument(
+        "--format",
+        dest="ps_format",
+        metavar="FORMAT",
+        help="'json' (one object per line, as docker ps prints them), 'table' (default), or a "
+        "Go template such as '{{.ID}} {{.Names}}' or 'table {{.ID}}\\t{{.Status}}'",
+    )
 
     logs = command(
         "logs",
@@ -289,7 +320,18 @@ def build_parser(handlers: Handlers) -> argparse.ArgumentParser:
     logs.add_argument(
         "--since",
         type=_since_arg,
-        help="only lines since a time: 2024-01-31T12:00:00Z, Unix seconds, or ago (10m, 1h30m)",
+        help="only lines since a time: 2024-01-31T12:00:00Z (no zone: local time), Unix "
+        "seconds, or ago (10m, 1h30m)",
+    )
+    logs.add_argument(
+        "--until",
+        type=_until_arg,
+        help="only lines up to a time, in the forms --since takes (not with -f)",
+    )
+    logs.add_argument(
+        "--details",
+        action="store_true",
+        help="show the extra attributes the log driver was given (--log-opt labels/env)",
     )
     logs.add_argument(
         "-n", "--tail", type=_tail_arg, default="all", help="lines from the end (default: all)"
@@ -423,13 +465,18 @@ _UNIX = re.compile(r"^(\d+)(?:\.(\d{1,9}))?$")
 _ISO_FRACTION = re.compile(r"\.(\d+)")
 
 
-def parse_since(value: str, *, now: float | None = None) -> str:
-    """Turn a ``--since`` value into the daemon's exact ``"seconds.nanoseconds"``.
+def parse_since(value: str, *, now: float | None = None, flag: str = "--since") -> str:
+    """Turn a ``--since``/``--until`` value into the daemon's exact ``"seconds.nanoseconds"``.
 
     Accepts what ``docker logs --since`` does: an RFC 3339 time
-    (``2024-01-31T12:00:00.5Z``; no zone means UTC), Unix seconds
-    (``1706702400.5``), or a duration ago in any form
+    (``2024-01-31T12:00:00.5Z``; without a zone it is local time, as for ``docker``),
+    Unix seconds (``1706702400.5``), or a duration ago in any form
     :func:`~actorpool.config.parse_duration` takes (``90s``, ``10m``, ``1h30m``).
+
+    Args:
+        value: The flag's value.
+        now: "Now" for durations ago (default: the clock).
+        flag: The flag, named in the error.
 
     Raises:
         ValueError: None of those.
@@ -440,7 +487,7 @@ def parse_since(value: str, *, now: float | None = None) -> str:
         return f"{unix[1]}.{(unix[2] or '').ljust(9, '0')}"
     with contextlib.suppress(ConfigError):
         # Integer nanoseconds: float seconds since 1970 cannot hold nanoseconds exactly.
-        ago = parse_duration_ns(text, "--since")
+        ago = parse_duration_ns(text, flag)
         ns = (time.time_ns() if now is None else round(now * 1e9)) - ago
         return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
     fraction = _ISO_FRACTION.search(text)
@@ -449,10 +496,10 @@ def parse_since(value: str, *, now: float | None = None) -> str:
         moment = datetime.datetime.fromisoformat(_ISO_FRACTION.sub("", text, count=1))
     except ValueError:
         msg = (
-            f"--since must be a time (2024-01-31T12:00:00Z), Unix seconds or a duration "
+            f"{flag} must be a time (2024-01-31T12:00:00Z), Unix seconds or a duration "
             f"ago (10m, 1h30m), got {value!r}"
         )
         raise ValueError(msg) from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.UTC)
+        moment = moment.astimezone()  # local time, as docker reads a time without a zone
     return f"{int(moment.timestamp())}.{nanos:09d}"

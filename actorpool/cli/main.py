@@ -2,8 +2,8 @@
 
 Commands (``actorpool COMMAND --help`` for each)::
 
-    actorpool ps [-a] [--filter k=v]            containers, as a table like docker ps
-    actorpool logs [-f] [--since] [-n N] [-t] C...  logs of one or more containers
+    actorpool ps [-a] [-n N] [-l] [--filter k=v] [--format F]  containers, like docker ps
+    actorpool logs [-f] [--since] [--until] [--details] [-n N] [-t] C...  logs of containers
     actorpool monitor [--filter k=v] [--exclude k=v] [--metrics ADDR] [--sandbox]  follow logs
     actorpool sandbox                           a private daemon with demo containers
     actorpool health                            the pool's connections; exit 1 if degraded
@@ -87,9 +87,8 @@ from actorpool.cli.printer import (
     Status,
     health_line,
     health_table,
-    short,
-    table,
 )
+from actorpool.cli.psformat import PsFormatError, render_ps
 from actorpool.cli.records import RecordEncoder
 from actorpool.cli.sandbox import start_demo, start_demo_containers, start_sandbox
 from actorpool.cli.writer import TICK, LogWriter
@@ -448,9 +447,13 @@ def _container_ref(value: str) -> str:
 def _cmd_ps(args: argparse.Namespace) -> int:
     config = _without_metrics(resolve_config(args))
     _check_reachable(config, args)
+    # -n N / -l: the N (1) most recently created containers in any state, as docker ps.
+    limit = 1 if args.latest else args.last
     failures: Mapping[str, BaseException] = {}
     with _pool(config) as pool:
-        request = ListContainers(all=args.all, filters=_filters(args.filter))
+        request = ListContainers(
+            all=args.all or limit is not None, filters=_filters(args.filter), limit=limit
+        )
         try:
             containers: list[dict[str, Any]] = _ask(pool, request)
         except FanOutError as error:  # what the live endpoints answered, then who failed
@@ -460,18 +463,18 @@ def _cmd_ps(args: argparse.Namespace) -> int:
         for c in containers:
             print(c["Id"] if args.no_trunc else c["Id"][:12])
     else:
-        heading = ("CONTAINER ID", "IMAGE", "COMMAND", "STATUS", "NAMES")
-        rows = [("ENDPOINT", *heading) if several else heading]
-        for c in containers:
-            row = (
-                c["Id"] if args.no_trunc else c["Id"][:12],
-                c.get("Image", ""),
-                '"' + short(c.get("Command", ""), 20, args.no_trunc) + '"',
-                c.get("Status", ""),
-                ",".join(n.lstrip("/") for n in c.get("Names") or []),
+        try:
+            text = render_ps(
+                containers,
+                args.ps_format,
+                no_trunc=args.no_trunc,
+                now=time.time(),
+                endpoints=several,
             )
-            rows.append((c.get("Endpoint", ""), *row) if several else row)
-        print(table(rows))
+        except PsFormatError as error:
+            raise CliError(str(error), EXIT_USAGE) from None
+        if text:
+            print(text)
     for name, failure in failures.items():
         print(f"actorpool: endpoint {name} did not answer: {failure}", file=sys.stderr)
     return EXIT_UNREACHABLE if failures else EXIT_OK
@@ -520,6 +523,9 @@ def _shown(pool: actorpool.Pool, meta: LogStreamStarted) -> str:
 
 def _cmd_logs(args: argparse.Namespace) -> int:
     refs = [_container_ref(ref) for ref in args.containers]
+    if args.follow and (args.until or args.details):
+        flag = "--until" if args.until else "--details"
+        raise CliError(f"{flag} works without -f only (for now)", EXIT_USAGE)
     config = _without_metrics(resolve_config(args))
     _check_reachable(config, args)
     several = len(config.endpoint_names) > 1
@@ -540,7 +546,14 @@ def _cmd_logs(args: argparse.Namespace) -> int:
                 (
                     cid,
                     pool.router.ask(
-                        ContainerLogs(cid, since=args.since, tail=args.tail, endpoint=where[cid]),
+                        ContainerLogs(
+                            cid,
+                            since=args.since,
+                            until=args.until,
+                            tail=args.tail,
+                            details=args.details,
+                            endpoint=where[cid],
+                        ),
                         block=False,
                     ),
                 )

@@ -451,6 +451,7 @@ def open_logs(
     until: float | str | None = None,
     tail: int | Literal["all"] = "all",
     timestamps: bool = True,
+    details: bool = False,
     tty: bool | None = None,
     buffer_size: int = DEFAULT_BUFFER_SIZE,
     coalesce: float = DEFAULT_COALESCE,
@@ -468,6 +469,8 @@ def open_logs(
         until: Only messages stamped at or before this (inclusive too, on dockerd 20.10).
         tail: ``"all"`` or the number of last log messages to start with.
         timestamps: Ask the daemon to prefix every message with its timestamp.
+        details: Ask the daemon to prefix every message with the extra attributes its log
+            driver was given (``--log-opt labels=…``/``env=…``), as ``docker logs --details``.
         tty: Whether the container has a TTY (from its inspect record). ``None``
             inspects the container first: dockerd 20.10 sends no content type
             that would tell the two body formats apart. A daemon that does
@@ -503,6 +506,8 @@ def open_logs(
         "timestamps": int(timestamps),
         "tail": str(tail),
     }
+    if details:
+        params["details"] = 1
     since_s, until_s = time_param(since), time_param(until)
     if since_s is not None:
         params["since"] = since_s
@@ -627,6 +632,7 @@ def read_logs(
         until=request.until,
         tail=request.tail,
         timestamps=request.timestamps,
+        details=request.details,
     )
     lines: list[LogLine] = []
     with raw:

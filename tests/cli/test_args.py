@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 
 import pytest
 
@@ -47,13 +48,27 @@ def test_since_keeps_nanoseconds_exact() -> None:
 
 def test_parse_since_accepts_times_unix_seconds_and_durations_ago() -> None:
     assert parse_since("2024-01-31T12:00:00.123456789Z") == "1706702400.123456789"
-    assert parse_since("2024-01-31T12:00:00") == "1706702400.000000000"
     assert parse_since("2024-01-31T13:00:00+01:00") == "1706702400.000000000"
     assert parse_since("1706702400.5") == "1706702400.500000000"
     assert parse_since("1h30m", now=1706702400.0) == "1706697000.000000000"
     assert parse_since("250ms", now=1706702400.0) == "1706702399.750000000"
     with pytest.raises(ValueError, match="--since must be"):
         parse_since("yesterday")
+
+
+def test_a_time_without_a_zone_is_local_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As docker reads --since/--until: 21:00 in Tokyo (UTC+9) is 12:00 UTC.
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        assert parse_since("2024-01-31T21:00:00") == "1706702400.000000000"
+        assert parse_since("2024-01-31T21:00:00.5") == "1706702400.500000000"
+        assert parse_since("2024-01-31T12:00:00Z") == "1706702400.000000000"
+        with pytest.raises(ValueError, match=r"^--until must be"):
+            parse_since("soon", flag="--until")
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 @pytest.mark.parametrize("bad", ["1h30", "soon", "-5s", "0", "0s"])

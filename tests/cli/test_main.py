@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import json
 import os
 import pty
 import re
@@ -146,11 +147,43 @@ def test_ps_lists_a_running_container_as_a_table(
     result = run_cli("ps", host=sandbox.url)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["CONTAINER", "ID", "IMAGE", "COMMAND", "STATUS", "NAMES"]
+    # docker ps's columns, CREATED ("… ago") and PORTS (empty here: no network) included.
+    assert re.split(r"\s{2,}", lines[0]) == [
+        "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES",
+    ]  # fmt: skip
     row = next(line for line in lines if line.startswith(cid[:12]))
     assert row.endswith(name)
     assert '"sleep 60"' in row
-    assert "Up " in row
+    assert re.search(r" (\d+ seconds|Less than a second|About a minute) ago +Up ", row), row
+
+
+def test_ps_last_latest_and_formats(
+    sandbox: Sandbox, make_container: MakeContainer, docker_api: Any
+) -> None:
+    label = unique("ps")
+    first = make_container(["sleep", "60"], labels={"t": label})
+    second = make_container(["true"], labels={"t": label})
+    wait_for_state(docker_api, second, "exited")
+    where = ("--filter", f"label=t={label}")
+    latest = run_cli("ps", "-l", "-q", *where, host=sandbox.url)  # any state, newest
+    assert latest.stdout.split() == [second[:12]]
+    last_two = run_cli("ps", "-n", "2", "-q", *where, host=sandbox.url)
+    assert last_two.stdout.split() == [second[:12], first[:12]]
+    as_json = run_cli("ps", "-a", "--format", "json", *where, host=sandbox.url)
+    objects = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert [(o["ID"], o["State"]) for o in objects] == [
+        (second[:12], "exited"), (first[:12], "running"),
+    ]  # fmt: skip
+    template = run_cli(
+        "ps", "-a", "--no-trunc", "--format", "table {{.ID}}\\t{{.Label \"t\"}}", *where,
+        host=sandbox.url,
+    )  # fmt: skip
+    lines = template.stdout.splitlines()
+    assert lines[0] == "CONTAINER ID"  # a label's column has no header, as in docker ps
+    assert [line.split() for line in lines[1:]] == [[second, label], [first, label]]
+    bad = run_cli("ps", "--format", "{{.Nope}}", host=sandbox.url)
+    assert bad.returncode == 2
+    assert "no field 'Nope'" in assert_one_line_error(bad.stderr)
 
 
 def test_ps_all_and_filters(
@@ -202,6 +235,27 @@ def test_logs_tail_since_and_timestamps(
     assert (future.returncode, future.stdout, future.stderr) == (0, "", "")
     recent = run_cli("logs", "--since", "10m", cid, host=sandbox.url)
     assert recent.stdout.splitlines() == ["out 1", "out 2", "out 3"]
+    second = result.stdout.splitlines()[0].split()[0]  # out 2's time
+    until = run_cli("logs", "--until", second, cid, host=sandbox.url)
+    assert until.stdout.splitlines() == ["out 1", "out 2"]  # inclusive, as dockerd 20.10
+    past = run_cli("logs", "--until", "2000-01-01T00:00:00", cid, host=sandbox.url)
+    assert (past.returncode, past.stdout) == (0, "")
+    follow = run_cli("logs", "-f", "--until", "1m", cid, host=sandbox.url)
+    assert follow.returncode == 2
+    assert "--until works without -f only" in assert_one_line_error(follow.stderr)
+
+
+def test_logs_details_show_the_log_drivers_attributes(
+    sandbox: Sandbox, make_container: MakeContainer, docker_api: Any
+) -> None:
+    cid = make_container(
+        numbered_lines_cmd(2, stderr=False), labels={"app": "web"}, log_labels="app"
+    )
+    wait_for_state(docker_api, cid, "exited")
+    plain = run_cli("logs", cid, host=sandbox.url)
+    assert plain.stdout.splitlines() == ["out 1", "out 2"]
+    details = run_cli("logs", "--details", cid, host=sandbox.url)
+    assert details.stdout.splitlines() == ["app=web out 1", "app=web out 2"]
 
 
 def test_logs_of_several_containers_are_prefixed_by_name(
