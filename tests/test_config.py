@@ -12,7 +12,7 @@ from typing import Any
 import attrs
 import pytest
 import yaml
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actorpool.config import (
@@ -304,6 +304,7 @@ def test_parse_duration_refuses(bad: str) -> None:
         parse_duration(bad, "k")
 
 
+@settings(deadline=None)  # each example builds whole configs: >200 ms under load here
 @given(st.floats(min_value=0.001, max_value=1e7, allow_nan=False))
 def test_durations_round_trip_through_config_to_dict(seconds: float) -> None:
     cfg = attrs.evolve(Config(), pool=attrs.evolve(Config().pool, idle_timeout=seconds))
