@@ -114,7 +114,13 @@ class BlockingCalls:
     def _client(self) -> APIClient:
         client: APIClient | None = getattr(self._local, "client", None)
         if client is None:
-            client = make_client(self._config, timeout=self._config.api.timeout)
+            # Liveness pings run here too: the first call on a fresh client asks for the API
+            # version within the health-check bound, so a hung daemon fails that ping in time.
+            client = make_client(
+                self._config,
+                timeout=self._config.api.timeout,
+                negotiate_timeout=self._config.pool.health_check_timeout,
+            )
             with self._lock:
                 self._clients.append(client)
             self._local.client = client

@@ -109,6 +109,7 @@ class EngineClient(docker.APIClient):  # type: ignore[misc]
         timeout: float,
         tcp_keep_alive: float | None = None,
         max_pool_size: int = 1,
+        negotiate_timeout: float | None = None,
     ) -> None:
         if endpoint.is_ssh and importlib.util.find_spec("paramiko") is None:
             msg = (
@@ -142,6 +143,9 @@ class EngineClient(docker.APIClient):  # type: ignore[misc]
             pool_kw = self.get_adapter(self.base_url).poolmanager.connection_pool_kw
             pool_kw["socket_options"] = keepalive_options(tcp_keep_alive)
         if auto:
+            # The version is asked for within the caller's own bound when it has a tighter one
+            # (a liveness ping built on a fresh client must fail at its timeout, not api.timeout).
+            self.timeout = timeout if negotiate_timeout is None else min(timeout, negotiate_timeout)
             try:
                 # Through direct.get: on a unix socket the same socket the pool's own GETs
                 # then reuse (docker-py would open one per URL).
@@ -155,24 +159,37 @@ class EngineClient(docker.APIClient):  # type: ignore[misc]
             except BaseException:
                 close_quietly(self)
                 raise
+            self.timeout = timeout
 
 
 def connect(
-    endpoint: Endpoint, *, timeout: float, tcp_keep_alive: float | None = None
+    endpoint: Endpoint,
+    *,
+    timeout: float,
+    tcp_keep_alive: float | None = None,
+    negotiate_timeout: float | None = None,
 ) -> EngineClient:
     """A client for ``endpoint``; with ``auto`` it asks the daemon, so it can raise.
 
     Callers treat a failure like any failed call (:func:`actorpool.transport.classify.classify`).
     """
-    return EngineClient(endpoint, timeout=timeout, tcp_keep_alive=tcp_keep_alive)
+    return EngineClient(
+        endpoint,
+        timeout=timeout,
+        tcp_keep_alive=tcp_keep_alive,
+        negotiate_timeout=negotiate_timeout,
+    )
 
 
-def make_client(config: Config, *, timeout: float | None = None) -> EngineClient:
+def make_client(
+    config: Config, *, timeout: float | None = None, negotiate_timeout: float | None = None
+) -> EngineClient:
     """A client for the endpoint ``config`` names (:func:`endpoint_for`).
 
     Args:
         config: The pool's configuration (of one endpoint).
         timeout: Seconds for each request; default ``api.timeout``.
+        negotiate_timeout: A tighter bound for the version request of ``api.version: auto``.
 
     Raises:
         ConfigError: The endpoint cannot be resolved (unknown context, missing TLS files).
@@ -181,6 +198,7 @@ def make_client(config: Config, *, timeout: float | None = None) -> EngineClient
         endpoint_for(config),
         timeout=config.api.timeout if timeout is None else timeout,
         tcp_keep_alive=config.performance.tcp_keep_alive,
+        negotiate_timeout=negotiate_timeout,
     )
 
 
