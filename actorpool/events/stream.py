@@ -40,6 +40,7 @@ import json
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
@@ -55,6 +56,7 @@ from actorpool.errors import (
 from actorpool.logs.context import FailureStreak, GiveUp, StreamContext, transient
 from actorpool.messages import DockerEvent, LogStreamEnded, LogStreamError
 from actorpool.transport.client import close_quietly, make_client
+from actorpool.transport.dialect import DOCKER
 from actorpool.transport.frames import format_since
 
 if TYPE_CHECKING:
@@ -251,13 +253,13 @@ class _EventReader(threading.Thread):
         self._actor = actor
         # convert_filters returns the JSON text the daemon expects; it wraps anything but a
         # list as one value, so the messages' frozen tuples must become lists first.
-        self._filters: str | None = None
+        self._plain: dict[str, Any] | None = None
         if filters:
-            plain = {
+            self._plain = {
                 k: list(v) if isinstance(v, tuple | set | frozenset) else v
                 for k, v in filters.items()
             }
-            self._filters = docker.utils.convert_filters(plain)
+        self._dialect = DOCKER  # the daemon's (Podman spells some event names its own way)
         self._stop_event = threading.Event()
         self._lock = threading.Lock()
         self._response: Any = None
@@ -348,10 +350,17 @@ class _EventReader(threading.Thread):
         if self._client is None:
             self._client = make_client(self._ctx.config, timeout=self._ctx.config.api.timeout)
         client = self._client
+        self._dialect = self._ctx.dialect.get(client)
         params: dict[str, str] = {}
-        if self._filters:
-            params["filters"] = self._filters
-        if self._last_ns is not None:
+        filters = self._dialect.filters(self._plain)
+        if filters:
+            params["filters"] = docker.utils.convert_filters(filters)
+        if self._last_ns is None:
+            # Until the first event, a reconnect asks from when the first stream opened:
+            # an engine that keeps its events across restarts (Podman) replays what
+            # happened while it was away.
+            self._last_ns = time.time_ns()
+        else:
             params["since"] = format_since(self._last_ns)
         response = client._get(client._url("/events"), params=params, stream=True)
         try:
@@ -382,6 +391,9 @@ class _EventReader(threading.Thread):
 
     def _deliver(self, data: Mapping[str, Any]) -> None:
         event = parse_event(data, self._ctx.endpoint)
+        action = self._dialect.action(event.action)
+        if action != event.action:
+            event = attrs.evolve(event, action=action)
         key = _event_key(event)
         if key in self._recent_set:
             return

@@ -39,6 +39,7 @@ from actorpool.errors import (
 from actorpool.observe.metrics import PoolMetrics
 from actorpool.transport.classify import RETRYABLE_STATUS, classify
 from actorpool.transport.client import close_quietly, make_client
+from actorpool.transport.dialect import DialectProbe
 from actorpool.transport.endpoint import daemon_url
 from actorpool.transport.readloop import ReadLoop
 
@@ -174,6 +175,8 @@ class StreamContext:
     reconnects: SharedBucket | None = None
     #: The one thread that reads every follow stream (None: each follower reads on a thread).
     reads: ReadLoop | None = None
+    #: The daemon's dialect (dockerd or Podman), asked for once by the first reader.
+    dialect: DialectProbe = attrs.field(factory=DialectProbe)
     endpoint: str = "default"  # the endpoint whose daemon the streams read (in every message)
 
     def count_reconnect(self) -> None:

@@ -86,6 +86,7 @@ from actorpool.logs.protocol import (
 from actorpool.messages import InspectContainer, LogLine
 from actorpool.transport.client import close_quietly, make_client
 from actorpool.transport.decoder import LogDecoder
+from actorpool.transport.dialect import DOCKER
 from actorpool.transport.frames import format_since
 from actorpool.transport.logread import RawLogStream, open_logs
 from actorpool.transport.readloop import Watch
@@ -120,6 +121,10 @@ class _Stopped(Exception):
 
 class _Gap(Exception):
     """A resume read did not reach back to its cursor."""
+
+
+class _Exited(Exception):
+    """A follow stream opened on a container that is no longer running (see Dialect)."""
 
 
 class Feed:
@@ -330,6 +335,7 @@ class Reader:
         self._last: LogDecoder | None = None  # the last read's decoder (holds an unfinished line)
         self._opened = False  # the last _read got the daemon's answer
         self._exit_code: int | None = None  # State.ExitCode of the last inspect that saw it end
+        self._dialect = DOCKER  # the daemon's, known once the first client is made
 
     # -- control (any thread) --
 
@@ -404,8 +410,37 @@ class Reader:
 
     def _get_client(self) -> APIClient:
         if self._client is None:
-            self._client = make_client(self._ctx.config, timeout=self._ctx.config.api.timeout)
+            client = make_client(self._ctx.config, timeout=self._ctx.config.api.timeout)
+            try:
+                self._dialect = self._ctx.dialect.get(client)
+            except BaseException:
+                close_quietly(client, "log stream client")
+                raise
+            self._client = client
         return self._client
+
+    def _resume_tail(self) -> int | Literal["all"]:
+        """The ``tail`` of a resume read: bounded, unless whole-second stamps forbid it.
+
+        With whole-second timestamps (Podman) a bounded tail may start inside the
+        cursor's second, and the skipper would then skip lines never delivered.
+        """
+        return "all" if self._dialect.whole_seconds else self._ctx.config.streams.resume_tail
+
+    def _check_still_running(self, stream: RawLogStream) -> None:
+        """On an engine whose follow of an exited container is broken: is it still running?
+
+        Asked after the follow stream's answer came: a container running now was
+        running when the daemon chose how to serve the follow. Raises _Exited.
+        """
+        try:
+            state = InspectContainer(self._cid).execute(self._get_client()).get("State") or {}
+        except BaseException:
+            stream.close()
+            raise
+        if not (state.get("Running") or state.get("Restarting")):
+            stream.close()
+            raise _Exited
 
     def _read(
         self,
@@ -444,6 +479,8 @@ class Reader:
                 stream.close()
                 raise _Stopped
             self._stream = stream
+        if follow and not self._dialect.follow_exited:
+            self._check_still_running(stream)
         self._opened = True
         body = _Body(stream, self._ctx.config.streams.max_line_size, skip, resumed)
         if detach and self._detach(body):
@@ -552,7 +589,7 @@ class Reader:
         if cursor is None:
             self._read(stdout=stdout, stderr=stderr, follow=False, since=start[0], tail=start[1])
             return
-        tail: int | Literal["all"] = self._ctx.config.streams.resume_tail
+        tail = self._resume_tail()
         while True:
             skipper = _Skipper(cursor, lenient=tail == "all")
             try:
@@ -726,6 +763,9 @@ class Follower(Reader):
                 except _Gap:
                     self._state = "catch_up"
                     continue
+                except _Exited:
+                    self._state = "exited"  # read what is left without follow
+                    continue
                 except (_Stopped, GiveUp):
                     raise
                 except Exception as exc:
@@ -781,7 +821,7 @@ class Follower(Reader):
                 stderr=stderr,
                 follow=True,
                 since=format_since(cursor[0]),
-                tail=self._ctx.config.streams.resume_tail,
+                tail=self._resume_tail(),
                 skip=_Skipper(cursor),
                 detach=True,
             )
@@ -808,7 +848,7 @@ class Follower(Reader):
             # Nothing delivered yet: a reconnect starts where this stream started (never
             # later), reading a bounded tail.
             start = since if since is not None else format_since(self._opened_at)
-            self._start = (start, self._ctx.config.streams.resume_tail)
+            self._start = (start, self._resume_tail())
 
     def _follow_ended(self) -> None:
         """The read loop ended the follow stream: raise as a read here would have."""

@@ -18,18 +18,27 @@ from actorpool.errors import BadResponse, Conflict, NotFound
 from actorpool.messages import (
     ContainerLogs,
     ContainerStats,
+    DockerEvent,
     Execute,
     Info,
     InspectContainer,
     ListContainers,
     ListImages,
+    LogChunk,
+    LogStreamEnded,
+    LogStreamError,
     Ping,
+    StreamStats,
+    StreamStatsReport,
+    SubscribeEvents,
+    SubscribeLogs,
     Version,
 )
 from actorpool.testing.podman import PodmanService
 from actorpool.testing.sandbox import IMAGE
 
-from helpers import numbered_lines_cmd, wait_for_state
+from helpers import numbered_lines_cmd, wait_for_state, wait_until
+from streamkit import StreamHarness, ask
 
 
 @pytest.fixture
@@ -153,3 +162,99 @@ def test_execute_runs_docker_py_calls(
     cid = make_container("sleep 300", api=podman_api)
     top = pool.router.ask(Execute(lambda client: client.top(cid)))
     assert any("sleep" in " ".join(p) for p in top["Processes"])
+
+
+# --- log follows ----------------------------------------------------------------------------
+
+
+def _texts(sink: list[Any], source: str) -> list[str]:
+    return [
+        line.text
+        for m in list(sink)
+        if isinstance(m, LogChunk)
+        for line in m.lines
+        if line.stream == source
+    ]
+
+
+def _end(sink: list[Any]) -> LogStreamEnded | LogStreamError | None:
+    return next((m for m in list(sink) if isinstance(m, LogStreamEnded | LogStreamError)), None)
+
+
+def test_a_follow_loses_and_repeats_nothing_across_restarts_of_the_service(
+    podman: PodmanService, harness: StreamHarness, podman_api: Any, make_container: Any
+) -> None:
+    # Whole-second timestamps: the cursor (second, lines seen in it) resumes with since=second
+    # (inclusive, tail=all) and skips what it already delivered; several hundred lines a
+    # second per source share each timestamp. Half the restarts are SIGKILLs.
+    manager = harness.manager(
+        podman.url, streams={"reconnect_initial_delay": 0.05, "reconnect_max_delay": 0.5}
+    )
+    n = 5000
+    cid = make_container(numbered_lines_cmd(n, delay=0.002), api=podman_api)
+    sub, sink = harness.subscriber()
+    ask(manager, SubscribeLogs(cid, sub))
+    restarts = 0
+    while podman_api.inspect_container(cid)["State"]["Running"] and restarts < 5:
+        seen = len(sink)
+        wait_until(lambda seen=seen: len(sink) > seen, 20, message="lines since the restart")
+        podman.restart(kill=restarts % 2 == 1)
+        restarts += 1
+    end = wait_until(lambda: _end(sink), 60, message="the stream's end")
+    assert isinstance(end, LogStreamEnded), end
+    assert restarts >= 3, "the container ended before the service was restarted 3 times"
+    out, err = podman.cli_logs(cid)
+    for source, reference in (("stdout", out), ("stderr", err)):
+        got = _texts(sink, source)
+        assert got == reference.decode().splitlines(), source
+        assert len(got) == n
+    report: StreamStatsReport = ask(manager, StreamStats())
+    # A restart cuts the follow streams, or a catch-up read that then resumes.
+    assert report.reconnects + report.resumed_lines > 0
+    assert report.resume_gaps == 0
+
+
+def test_following_an_exited_container_reads_its_whole_log(
+    podman: PodmanService, harness: StreamHarness, podman_api: Any, make_container: Any
+) -> None:
+    # Podman's follow=1 of an exited container returns a prefix and scattered lines (or
+    # hangs): actorpool sees the container is not running and reads without follow.
+    manager = harness.manager(podman.url)
+    n = 20000
+    cid = make_container(numbered_lines_cmd(n), api=podman_api)
+    wait_for_state(podman_api, cid, "exited")
+    sub, sink = harness.subscriber()
+    ask(manager, SubscribeLogs(cid, sub))
+    end = wait_until(lambda: _end(sink), 60, message="the stream's end")
+    assert isinstance(end, LogStreamEnded), end
+    assert end.reason == "exited"
+    out, err = podman.cli_logs(cid)
+    assert _texts(sink, "stdout") == out.decode().splitlines()
+    assert _texts(sink, "stderr") == err.decode().splitlines()
+    assert len(_texts(sink, "stdout")) == n
+
+
+# --- events and FollowContainers --------------------------------------------------------------
+
+
+def _actions(sink: list[Any], cid: str) -> list[str]:
+    return [m.action for m in list(sink) if isinstance(m, DockerEvent) and m.id == cid]
+
+
+def test_events_use_dockers_names_and_survive_a_service_restart(
+    podman: PodmanService, harness: StreamHarness, podman_api: Any, make_container: Any
+) -> None:
+    # Podman's filter names are died/remove and a removal is reported as remove: actorpool
+    # translates both ways, so the same filters work on either engine.
+    manager = harness.manager(
+        podman.url, streams={"reconnect_initial_delay": 0.05, "reconnect_max_delay": 0.5}
+    )
+    sub, sink = harness.subscriber()
+    ask(manager, SubscribeEvents(sub, {"type": ["container"], "event": ["die", "destroy"]}))
+    podman.restart()  # the event stream reconnects
+    cid = make_container(["sh", "-c", "exit 7"], api=podman_api)
+    wait_until(lambda: _actions(sink, cid) == ["die"], 30, message="the die event")
+    podman_api.remove_container(cid)
+    wait_until(lambda: _actions(sink, cid) == ["die", "destroy"], 30, message="destroy")
+    die = next(m for m in sink if isinstance(m, DockerEvent) and m.id == cid)
+    assert die.attributes["exitCode"] == "7"
