@@ -7,6 +7,9 @@ actorpool makes of it (docs/engines.md has the table).
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -258,3 +261,37 @@ def test_events_use_dockers_names_and_survive_a_service_restart(
     wait_until(lambda: _actions(sink, cid) == ["die", "destroy"], 30, message="destroy")
     die = next(m for m in sink if isinstance(m, DockerEvent) and m.id == cid)
     assert die.attributes["exitCode"] == "7"
+
+
+# --- the CLI ------------------------------------------------------------------------------------
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DOCKER_HOST", "NO_COLOR")}
+    return subprocess.run(
+        [sys.executable, "-m", "actorpool", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_cli_ps_logs_and_health_with_dash_h(
+    podman: PodmanService, podman_api: Any, make_container: Any
+) -> None:
+    running = make_container("sleep 300", name="ap-cli-ps", api=podman_api)
+    done = make_container(numbered_lines_cmd(3), name="ap-cli-logs", api=podman_api)
+    wait_for_state(podman_api, done, "exited")
+    ps = _cli("ps", "-H", podman.url)
+    assert ps.returncode == 0, ps.stderr
+    row = next(line for line in ps.stdout.splitlines() if line.startswith(running[:12]))
+    assert row.endswith("ap-cli-ps")
+    logs = _cli("logs", "-H", podman.url, "ap-cli-logs")
+    assert logs.returncode == 0, logs.stderr
+    assert logs.stdout.splitlines() == ["out 1", "out 2", "out 3"]
+    assert logs.stderr.splitlines() == ["err 1", "err 2", "err 3"]
+    health = _cli("health", "-H", podman.url)
+    assert health.returncode == 0, health.stderr
+    assert health.stdout.splitlines()[-1].startswith("pool ok:")
