@@ -147,19 +147,24 @@ class EngineClient(docker.APIClient):  # type: ignore[misc]
             # (a liveness ping built on a fresh client must fail at its timeout, not api.timeout).
             self.timeout = timeout if negotiate_timeout is None else min(timeout, negotiate_timeout)
             try:
-                # Through direct.get: on a unix socket the same socket the pool's own GETs
-                # then reuse (docker-py would open one per URL).
-                server = direct.get(
-                    self,
-                    "/version",
-                    versioned=False,
-                    fallback=lambda: self.version(api_version=False),
-                )
-                self._version = negotiate_api_version(server)
+                self._version = self._negotiate()
             except BaseException:
                 close_quietly(self)
                 raise
             self.timeout = timeout
+
+    def _negotiate(self) -> str:
+        # Through transport.direct: on a unix socket, the socket the pool's own GETs reuse
+        # (docker-py would open one per URL). /_ping's Api-Version header (as the docker CLI
+        # negotiates) is enough unless the daemon is newer than actorpool: then its floor,
+        # from /version, matters too.
+        newest = direct.api_version(self)
+        if newest is not None and _version_key(newest) <= _version_key(NEWEST_API_VERSION):
+            return newest
+        server = direct.get(
+            self, "/version", versioned=False, fallback=lambda: self.version(api_version=False)
+        )
+        return negotiate_api_version(server)
 
 
 def connect(

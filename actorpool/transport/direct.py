@@ -35,7 +35,7 @@ from docker.transport.unixconn import UnixHTTPAdapter
 
 from actorpool.transport.classify import bad_response
 
-__all__ = ["get"]
+__all__ = ["api_version", "get"]
 
 # One pool per client for these calls, under a fixed key: docker-py keys its adapter's pools by
 # full URL, so every distinct path would otherwise get (and keep) a socket of its own.
@@ -73,27 +73,12 @@ def get(
     adapter = client.get_adapter(url)
     if type(adapter) is not UnixHTTPAdapter:
         return fallback()
-    pool = adapter.get_connection(_POOL_KEY)
     target = urllib.parse.urlsplit(url).path
     if params:
         query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
         target = f"{target}?{query}" if query else target
-    headers = dict(client.headers)
-    extra = client._general_configs.get("HttpHeaders")
-    if extra:
-        headers.update(extra)
-    response = pool.urlopen(
-        "GET",
-        target,
-        headers=headers,
-        retries=False,
-        redirect=False,
-        timeout=client.timeout,
-        preload_content=True,
-    )
+    response = _urlopen(client, adapter, url, target)
     body: bytes = response.data
-    if response.status >= 400:
-        _raise_api_error(url, response.status, response.reason or "", response.headers, body)
     if as_json:
         try:
             return json.loads(body)
@@ -102,6 +87,49 @@ def get(
                 f"GET {target}", client.base_url, body, "not JSON", status=response.status
             ) from exc
     return body.decode("utf-8", errors="replace")
+
+
+def api_version(client: docker.APIClient) -> str | None:
+    """The daemon's newest API version: the ``Api-Version`` header of ``GET /_ping``.
+
+    What the docker CLI negotiates from; a ping costs far less than ``GET /version``
+    (which asks containerd and runc for their versions: ~8 ms against ~1 ms here).
+
+    Raises:
+        docker.errors.APIError: The daemon answered with an HTTP error.
+        urllib3.exceptions.HTTPError: The exchange failed (refused, reset, timed out).
+        requests.exceptions.RequestException: Likewise, on a transport other than unix.
+    """
+    url = client._url("/_ping", versioned_api=False)
+    adapter = client.get_adapter(url)
+    if type(adapter) is not UnixHTTPAdapter:
+        response = client._get(url)
+        client._raise_for_status(response)
+        header: str | None = response.headers.get("Api-Version")
+        return header
+    version: str | None = _urlopen(client, adapter, url, "/_ping").headers.get("Api-Version")
+    return version
+
+
+def _urlopen(client: docker.APIClient, adapter: UnixHTTPAdapter, url: str, target: str) -> Any:
+    """``GET target`` on the client's own socket; an HTTP error raised as docker-py would."""
+    headers = dict(client.headers)
+    extra = client._general_configs.get("HttpHeaders")
+    if extra:
+        headers.update(extra)
+    response = adapter.get_connection(_POOL_KEY).urlopen(
+        "GET",
+        target,
+        headers=headers,
+        retries=False,
+        redirect=False,
+        timeout=client.timeout,
+        preload_content=True,
+    )
+    if response.status >= 400:
+        body: bytes = response.data
+        _raise_api_error(url, response.status, response.reason or "", response.headers, body)
+    return response
 
 
 def _raise_api_error(
