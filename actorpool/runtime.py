@@ -253,7 +253,8 @@ def start(
 
     Args:
         config: A :class:`~actorpool.config.Config`, a path to a YAML file, or
-            ``None`` for the defaults (``DOCKER_HOST`` or ``/var/run/docker.sock``).
+            ``None`` for the defaults (the daemon the docker CLI would use: ``DOCKER_HOST``,
+            ``DOCKER_CONTEXT``, the current context, else ``/var/run/docker.sock``).
         health_checks: Checks each health round runs (default: ping, container-list
             latency and event-stream liveness, weighted as ``docker.health`` says).
         alerts: An actor ref told each :class:`~actorpool.messages.HealthAlert`, or a

@@ -168,7 +168,7 @@ def classify(exc: BaseException, *, target: str, what: str) -> Verdict:
         else:
             message = (
                 f"{what}: cannot reach Docker at {target}: {_root_message(exc)} — is the daemon "
-                "running? set DOCKER_HOST or docker.pool.socket_path"
+                "running? set DOCKER_HOST, DOCKER_CONTEXT or docker.pool.socket_path"
             )
         return Verdict(DockerUnavailable(message), retryable=True, counts=True)
     return Verdict(exc, retryable=False, counts=False)
