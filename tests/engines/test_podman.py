@@ -23,6 +23,7 @@ from actorpool.messages import (
     ContainerStats,
     DockerEvent,
     Execute,
+    FollowContainers,
     Info,
     InspectContainer,
     ListContainers,
@@ -261,6 +262,39 @@ def test_events_use_dockers_names_and_survive_a_service_restart(
     wait_until(lambda: _actions(sink, cid) == ["die", "destroy"], 30, message="destroy")
     die = next(m for m in sink if isinstance(m, DockerEvent) and m.id == cid)
     assert die.attributes["exitCode"] == "7"
+
+
+def test_follow_containers_follows_running_and_new_containers_to_their_end(
+    podman: PodmanService, harness: StreamHarness, podman_api: Any, make_container: Any
+) -> None:
+    manager = harness.manager(podman.url)
+    sub, sink = harness.subscriber()
+    # Runs until killed: FollowContainers takes ~1.5 s to start on Podman (its /version is slow).
+    running = make_container(
+        ["sh", "-c", "echo first; sleep 300"], labels={"ap.fc": "1"}, api=podman_api
+    )
+    ask(manager, FollowContainers(sub, {"label": ["ap.fc=1"]}))
+    later = make_container(
+        ["sh", "-c", "echo later; sleep 3"], labels={"ap.fc": "1"}, api=podman_api
+    )
+    make_container(["sh", "-c", "echo other"], labels={"ap.fc": "2"}, api=podman_api)
+
+    def lines() -> set[tuple[str, str]]:
+        return {
+            (m.container_id, ln.text)
+            for m in list(sink)
+            if isinstance(m, LogChunk)
+            for ln in m.lines
+        }
+
+    wait_until(lambda: (running, "first") in lines(), 30, message="the running one's line")
+    podman_api.kill(running)
+
+    def ended() -> set[str]:
+        return {m.container_id for m in list(sink) if isinstance(m, LogStreamEnded)}
+
+    wait_until(lambda: ended() >= {running, later}, 30, message="both streams' ends")
+    assert lines() == {(running, "first"), (later, "later")}
 
 
 # --- the CLI ------------------------------------------------------------------------------------
