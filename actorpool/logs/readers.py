@@ -425,6 +425,7 @@ class Reader:
         With whole-second timestamps (Podman) a bounded tail may start inside the
         cursor's second, and the skipper would then skip lines never delivered.
         """
+        self._get_client()  # makes the dialect known (a fresh reader has not asked yet)
         return "all" if self._dialect.whole_seconds else self._ctx.config.streams.resume_tail
 
     def _check_still_running(self, stream: RawLogStream) -> None:
@@ -848,7 +849,8 @@ class Follower(Reader):
             # Nothing delivered yet: a reconnect starts where this stream started (never
             # later), reading a bounded tail.
             start = since if since is not None else format_since(self._opened_at)
-            self._start = (start, self._resume_tail())
+            tail = "all" if self._dialect.whole_seconds else self._ctx.config.streams.resume_tail
+            self._start = (start, tail)
 
     def _follow_ended(self) -> None:
         """The read loop ended the follow stream: raise as a read here would have."""

@@ -16,8 +16,9 @@ differences that matter to a reader who must lose and repeat nothing
 - Event filters name some actions differently (``died`` for ``die``,
   ``remove`` for ``destroy``), and a removal is reported as ``remove``.
 
-A :class:`DialectProbe` asks the daemon's ``/version`` once (the first time a
-stream needs it) and remembers the answer.
+A :class:`DialectProbe` asks the daemon's ``/_ping`` once (the first time a
+stream needs it; Podman's answer carries a ``Libpod-Api-Version`` header) and
+remembers the answer. (Podman takes ~0.5 s for ``/version``, ~2 ms for ``/_ping``.)
 """
 
 from __future__ import annotations
@@ -27,8 +28,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
-
-from actorpool.transport import direct
 
 if TYPE_CHECKING:
     from docker import APIClient
@@ -79,11 +78,10 @@ PODMAN: Final = Dialect(
 )
 
 
-def dialect_of(version: Mapping[str, Any]) -> Dialect:
-    """The dialect of the daemon whose ``GET /version`` answer is ``version``."""
-    for component in version.get("Components") or ():
-        if isinstance(component, Mapping) and component.get("Name") == "Podman Engine":
-            return PODMAN
+def dialect_of(headers: Mapping[str, str]) -> Dialect:
+    """The dialect of the daemon whose ``GET /_ping`` answer had these (case-blind) headers."""
+    if headers.get("Libpod-Api-Version") or headers.get("Server", "").startswith("Libpod/"):
+        return PODMAN
     return DOCKER
 
 
@@ -95,17 +93,21 @@ class DialectProbe:
         self._dialect: Dialect | None = None
 
     def get(self, client: APIClient) -> Dialect:
-        """The daemon's dialect; asks ``/version`` with ``client`` the first time.
+        """The daemon's dialect; asks ``/_ping`` with ``client`` the first time.
 
         Raises:
-            Whatever the ``/version`` request raises (the caller classifies it); the
+            Whatever the ``/_ping`` request raises (the caller classifies it); the
             next call asks again.
         """
         dialect = self._dialect
         if dialect is None:
             with self._lock:
                 if self._dialect is None:
-                    version = direct.get(client, "/version", fallback=client.version)
-                    self._dialect = dialect_of(version)
+                    response = client._get(client._url("/_ping"))
+                    try:
+                        client._raise_for_status(response)
+                        self._dialect = dialect_of(response.headers)
+                    finally:
+                        response.close()
                 dialect = self._dialect
         return dialect
