@@ -391,7 +391,7 @@ class _EventReader(threading.Thread):
 
     def _deliver(self, data: Mapping[str, Any]) -> None:
         event = parse_event(data, self._ctx.endpoint)
-        action = self._dialect.action(event.action)
+        action = self._dialect.action(event.action) if event.type == "container" else event.action
         if action != event.action:
             event = attrs.evolve(event, action=action)
         key = _event_key(event)

@@ -45,7 +45,7 @@ class Dialect:
             second: resume reads must not be bounded by ``tail``.
         follow_exited: ``follow=1`` on an exited container returns its whole log.
         event_filters: Event names in a filter, as the engine spells them.
-        event_actions: Event actions as the engine reports them -> Docker's names.
+        event_actions: Container event actions as the engine reports them -> Docker's names.
     """
 
     name: str
