@@ -154,7 +154,7 @@ def test_ps_lists_a_running_container_as_a_table(
     row = next(line for line in lines if line.startswith(cid[:12]))
     assert row.endswith(name)
     assert '"sleep 60"' in row
-    assert re.search(r" (\d+ seconds|Less than a second|About a minute) ago +Up ", row), row
+    assert re.search(r" (\d+ seconds?|Less than a second|About a minute) ago +Up ", row), row
 
 
 def test_ps_last_latest_and_formats(
