@@ -69,7 +69,7 @@ def assert_one_line_error(stderr: str) -> str:
 class CliProcess:
     """A running ``actorpool`` command whose output is collected line by line as it comes."""
 
-    def __init__(self, *args: str, host: str | None) -> None:
+    def __init__(self, *args: str, host: str | None, nice: int = 0) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "actorpool", *args],
             stdout=subprocess.PIPE,
@@ -77,6 +77,8 @@ class CliProcess:
             text=True,
             env=cli_env(host),
             cwd=REPO,
+            # Before exec, so every thread of the command inherits it.
+            preexec_fn=(lambda: os.setpriority(os.PRIO_PROCESS, 0, nice)) if nice else None,
         )
         self.out: list[str] = []
         self.err: list[str] = []
@@ -433,9 +435,12 @@ def test_monitor_stops_within_two_seconds_on_a_signal(
     label = unique("sig")
     name = unique("ticker")
     make_container(ticker_cmd("tick", delay=0.05), name=name, labels={"t": label})
+    # The promise is about the monitor's own work; on a machine with 30 runnable processes
+    # its turn for the CPU alone can take longer (seen: a load of 30 on 2 cores). As root,
+    # a higher priority measures the work rather than the queue.
     monitor = CliProcess(
         "monitor", "--filter", f"label=t={label}", "--metrics", "127.0.0.1:0",
-        host=sandbox.url,
+        host=sandbox.url, nice=-10 if os.geteuid() == 0 else 0,
     )  # fmt: skip
     cli_processes.append(monitor)
     monitor.wait_for(monitor.out, rf"^{name} \| tick \d+$", timeout=15)
