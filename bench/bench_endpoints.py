@@ -7,6 +7,12 @@ E1  ``pool.router.ask(ListContainers())`` on a pool of the five endpoints (one
     five sequential docker-py ``APIClient.containers()`` calls, one per daemon,
     on warm clients. Rounds alternate which side goes first; the figure is the
     median of the per-round ratios. Target: the fan-out >= 3x faster.
+    Also printed: the ceiling this machine allows. The daemons' own CPU per
+    fan-out (their /proc stat, read in the same rounds) divided by the cores
+    is the least time any fan-out can take while the daemons share this
+    machine with each other and with the client; on real hosts each daemon
+    has its own. Sequential time / that least time is the best ratio possible
+    here, whatever the client does.
 E2  (no target) What an endpoint costs idle inside one pool: the process's
     threads, RSS and CPU over ``--seconds`` of idleness with 1, 5 and 50
     endpoints (50 = ten endpoints per daemon), production pool defaults (10
@@ -68,17 +74,30 @@ def daemons(count: int) -> Iterator[list[Sandbox]]:
         yield started
 
 
+def daemons_cpu(sandboxes: list[Sandbox]) -> float:
+    """CPU seconds the daemons have used so far (user + system, from ``/proc/PID/stat``)."""
+    total = 0
+    for sandbox in sandboxes:
+        with open(f"/proc/{sandbox.pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def fan_out_vs_sequential(sandboxes: list[Sandbox], rounds: int, calls: int) -> Figure:
     urls = {f"d{i}": s.url for i, s in enumerate(sandboxes)}
     clients = [s.client(timeout=30) for s in sandboxes]
+    spent = [0.0]  # the daemons' CPU seconds during our rounds
     try:
         with actorpool.start(endpoints_config(urls)) as pool:
             expected = sum(len(c.containers()) for c in clients)
             assert len(pool.router.ask(ListContainers())) == expected  # warm, and the same answer
 
             def ours() -> None:
+                before = daemons_cpu(sandboxes)
                 for _ in range(calls):
                     pool.router.ask(ListContainers())
+                spent[0] += daemons_cpu(sandboxes) - before
 
             def theirs() -> None:
                 for _ in range(calls):
@@ -93,9 +112,13 @@ def fan_out_vs_sequential(sandboxes: list[Sandbox], rounds: int, calls: int) -> 
     cpu = median(round_ratios(ours_s, theirs_s, cpu=True))
     per_ours = median([s.wall for s in ours_s]) / calls
     per_theirs = median([s.wall for s in theirs_s]) / calls
+    floor = spent[0] / (rounds * calls) / (os.cpu_count() or 1)
+    ceiling = per_theirs / floor
     note = (
         f"{len(sandboxes)} daemons x {expected // len(sandboxes)} containers; per fan-out; "
-        f"this process's CPU {cpu:.2f}x docker-py's"
+        f"this process's CPU {cpu:.2f}x docker-py's; the daemons' CPU per fan-out over "
+        f"{os.cpu_count()} cores = {1e3 * floor:.1f} ms, so at most "
+        f"{ceiling:.2f}x is possible on this machine ({ratio / ceiling:.0%} of it reached)"
     )
     return Figure.speedup(
         "E1 ListContainers fan-out vs sequential",

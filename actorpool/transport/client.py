@@ -153,6 +153,11 @@ class EngineClient(docker.APIClient):  # type: ignore[misc]
                 raise
             self.timeout = timeout
 
+    def close(self) -> None:
+        """Close the direct GETs' socket (:mod:`actorpool.transport.direct`), then docker-py's."""
+        direct.close(self)
+        super().close()
+
     def _negotiate(self) -> str:
         # Through transport.direct: on a unix socket, the socket the pool's own GETs reuse
         # (docker-py would open one per URL). /_ping's Api-Version header (as the docker CLI

@@ -83,8 +83,13 @@ def test_all_paths_share_one_socket(client: Any, make_container: MakeContainer) 
         InspectContainer(cid).execute(client)
     ListContainers().execute(client)
     Ping().execute(client)
-    adapter = client.get_adapter(client.base_url)
-    assert list(adapter.pools.keys()) == [direct._POOL_KEY]
+    wire = client.__dict__[direct._WIRE]
+    first = wire.sock
+    assert first is not None
+    assert first.fileno() >= 0
+    Info().execute(client)
+    assert wire.sock is first  # the same socket kept for the next call
+    assert len(client.get_adapter(client.base_url).pools) == 0  # docker-py opened none
 
 
 def test_a_missing_socket_is_docker_unavailable(tmp_path: Any, make_config: MakeConfig) -> None:
@@ -174,3 +179,50 @@ def test_other_transports_fall_back_to_docker_py(
                 InspectContainer("no-such-container").execute(api)
         finally:
             api.close()
+
+
+def test_a_kept_socket_the_daemon_closed_is_replaced_once(
+    private_sandbox: Sandbox, make_config: MakeConfig
+) -> None:
+    api = make_client(make_config(private_sandbox))
+    try:
+        assert Ping().execute(api) is True
+        stale = api.__dict__[direct._WIRE].sock
+        private_sandbox.restart()  # the daemon's end of the kept socket is gone
+        assert ListContainers(all=True).execute(api) == private_sandbox.client().containers(
+            all=True
+        )
+        assert api.__dict__[direct._WIRE].sock is not stale
+    finally:
+        api.close()
+    assert direct._WIRE not in api.__dict__  # closing the client closed its socket
+
+
+def test_a_daemon_that_dies_mid_answer_is_a_protocol_error(
+    private_sandbox: Sandbox, make_config: MakeConfig
+) -> None:
+    api = make_client(make_config(private_sandbox))
+    try:
+        assert Ping().execute(api) is True
+        api.timeout = 30
+        private_sandbox.pause()
+        errors: list[BaseException] = []
+
+        def call() -> None:
+            try:
+                ListContainers().execute(api)
+            except BaseException as exc:
+                errors.append(exc)
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        private_sandbox.kill()  # the socket closes under the waiting GET, before any answer
+        caller.join(10)
+        assert not caller.is_alive()
+    finally:
+        api.close()
+    assert len(errors) == 1
+    assert isinstance(errors[0], urllib3.exceptions.ProtocolError)
+    verdict = classify(errors[0], target=private_sandbox.url, what="list_containers")
+    assert isinstance(verdict.error, DockerUnavailable)
+    assert verdict.retryable
