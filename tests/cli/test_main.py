@@ -760,7 +760,7 @@ def test_log_level_is_actorpools_own_and_debug_libraries_adds_the_others(
     # actorpool's own debug records are few and timing-dependent (tests/observe covers them);
     # the libraries' are dozens per request, and only --debug-libraries shows them.
     assert loggers() <= {"actorpool"}
-    assert {"docker", "urllib3"} <= loggers("--debug-libraries")
+    assert {"docker", "pykka"} <= loggers("--debug-libraries")
 
 
 @pytest.mark.parametrize(
