@@ -16,7 +16,13 @@ import pytest
 
 import actorpool
 from actorpool.config import Config
-from actorpool.errors import ApiVersionError, DockerUnavailable, RequestTimeout, TLSError
+from actorpool.errors import (
+    ApiVersionError,
+    DockerUnavailable,
+    FanOutError,
+    RequestTimeout,
+    TLSError,
+)
 from actorpool.messages import ListContainers, Ping, Version
 from actorpool.testing.contexts import docker_context_create, docker_context_use
 from actorpool.testing.faultproxy import FaultProxy
@@ -293,6 +299,38 @@ def test_the_pool_does_not_retry_a_tls_failure(
             pool.router.ask(Ping(timeout=20))
         # Five retries would take 1 + 2 + 4 + 8 s at least.
         assert time.monotonic() - began < 5
+
+
+def test_each_endpoint_keeps_its_own_tls_settings(
+    tls_daemon: TlsDaemon, pki: Pki, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # Three endpoints in one pool: the same TLS daemon with the right and with a wrong CA,
+    # and a plain unix socket. Each connects with its own settings, none borrows another's.
+    secure = {
+        "host": tls_daemon.url,
+        "tls_verify": True,
+        "tls_ca_cert": str(pki.ca),
+        "tls_client_cert": str(pki.client_cert),
+        "tls_client_key": str(pki.client_key),
+    }
+    pool_keys = {"min_pool_size": 1, "initial_pool_size": 1}
+    endpoints = {
+        "secure": {**secure, **pool_keys},
+        "wrongca": {**secure, "tls_ca_cert": str(pki.other_ca), **pool_keys},
+        "local": {"host": sandbox.url, **pool_keys},
+    }
+    config = Config.from_mapping({"docker": {"endpoints": endpoints, "pool": {"max_retries": 0}}})
+    with actorpool.start(config) as pool:
+        assert pool.router.ask(Ping(endpoint="secure", timeout=10)) is True
+        assert pool.router.ask(Ping(endpoint="local", timeout=10)) is True
+        with pytest.raises(TLSError, match="does not verify with the CA"):
+            pool.router.ask(Ping(endpoint="wrongca", timeout=10))
+        with pytest.raises(FanOutError) as info:
+            pool.router.ask(Version(timeout=10))
+    assert set(info.value.partial) == {"secure", "local"}
+    assert info.value.partial["secure"]["ApiVersion"] == info.value.partial["local"]["ApiVersion"]
+    assert set(info.value.failures) == {"wrongca"}
+    assert isinstance(info.value.failures["wrongca"], TLSError)
 
 
 # --------------------------------------------------------------------------- docker contexts
