@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import re
 import socket
+import urllib.parse
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +20,7 @@ import docker
 import docker.tls
 from docker.constants import MINIMUM_DOCKER_API_VERSION
 from urllib3.connection import HTTPConnection
+from urllib3.exceptions import InsecureRequestWarning
 
 from actorpool.config import Config
 from actorpool.errors import ConfigError
@@ -137,6 +141,8 @@ class EngineClient(docker.APIClient):  # type: ignore[misc]
         )
         self.trust_env = False
         self.endpoint = endpoint
+        if endpoint.tls and not endpoint.tls_verify:
+            _quiet_unverified(self.base_url)
         if tcp_keep_alive is not None and endpoint.url.startswith("tcp://"):
             # urllib3 hands connection_pool_kw to every pool (and so socket) it creates later;
             # docker-py's TLS adapter takes no socket_options argument, so set it here for both.
@@ -221,6 +227,21 @@ def tls_warning(endpoint: Endpoint) -> str | None:
         f"talking to {endpoint.url} ({endpoint.source}) without TLS verification ({how}); set "
         "DOCKER_TLS_VERIFY=1 "
         "and DOCKER_CERT_PATH, or docker.api.tls_verify and docker.api.tls_ca_cert, to verify it"
+    )
+
+
+def _quiet_unverified(base_url: str) -> None:
+    """Silence urllib3's per-request ``InsecureRequestWarning`` for this one host.
+
+    urllib3 makes that warning ``always``, so a context with ``SkipTLSVerify`` printed
+    it on every request; the pool says it once itself (:func:`tls_warning`). The filter
+    names the host, so other hosts of the process keep urllib3's warning.
+    """
+    host = urllib.parse.urlsplit(base_url).hostname or ""
+    warnings.filterwarnings(
+        "ignore",
+        message=f"Unverified HTTPS request is being made to host '{re.escape(host)}'",
+        category=InsecureRequestWarning,
     )
 
 

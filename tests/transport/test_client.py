@@ -7,12 +7,14 @@ import shutil
 import socket
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import docker
 import pytest
+from urllib3.exceptions import InsecureRequestWarning
 
 import actorpool
 from actorpool.config import Config
@@ -331,6 +333,43 @@ def test_each_endpoint_keeps_its_own_tls_settings(
     assert info.value.partial["secure"]["ApiVersion"] == info.value.partial["local"]["ApiVersion"]
     assert set(info.value.failures) == {"wrongca"}
     assert isinstance(info.value.failures["wrongca"], TLSError)
+
+
+def test_skipping_verification_warns_for_that_host_only_not_per_request(
+    tls_daemon: TlsDaemon, pki: Pki, tmp_path: Path
+) -> None:
+    # A context made with skip-tls-verify, as users make them; urllib3 would warn on every
+    # request (the pool logs one warning of its own instead).
+    cfg = tmp_path / "dockercfg"
+    docker_context_create(
+        cfg,
+        "skip",
+        f"tcp://127.0.0.1:{tls_daemon.port}",
+        cert=pki.client_cert,
+        key=pki.client_key,
+        skip_tls_verify=True,
+    )
+    environ = {"HOME": str(tmp_path), "DOCKER_CONFIG": str(cfg)}
+    quiet = connect(resolve_endpoint(context="skip", environ=environ), timeout=10)
+    try:
+        assert (quiet.endpoint.tls, quiet.endpoint.tls_verify) == (True, False)
+        with warnings.catch_warnings(record=True) as caught:
+            for _ in range(3):
+                assert Ping().execute(quiet) is True
+        assert not [w for w in caught if issubclass(w.category, InsecureRequestWarning)]
+    finally:
+        quiet.close()
+    # The same daemon as "localhost", a host nobody chose to trust blindly: still warned about.
+    pair = (str(pki.client_cert), str(pki.client_key))
+    tls = docker.tls.TLSConfig(client_cert=pair, verify=False)
+    plain = docker.APIClient(f"https://localhost:{tls_daemon.port}", tls=tls, version="1.41")
+    plain.trust_env = False  # else REQUESTS_CA_BUNDLE (set on many machines) turns verify on
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            assert plain.ping() is True
+    finally:
+        plain.close()
+    assert [w for w in caught if issubclass(w.category, InsecureRequestWarning)]
 
 
 # --------------------------------------------------------------------------- docker contexts
