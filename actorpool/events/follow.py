@@ -10,7 +10,10 @@ subscription. It learns about containers three ways:
 2. **Container start events** (a shared ``type=container, event=start`` event
    stream, opened *before* the listing so nothing starts unseen in between):
    for each started container not followed yet it asks the daemon whether
-   the container matches (the same list filters plus ``id``), and follows it.
+   the container matches (the same list filters plus ``id``, in any state:
+   a container that ran for a few milliseconds has exited by the time it is
+   asked about, and its lines are read to its end all the same), and
+   follows it.
 3. **After the event stream reconnects** (the daemon keeps no events across
    its own restart) it lists again and follows whatever it missed.
 
@@ -182,7 +185,7 @@ class Follow(Actor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, DockerEvent):
             if message.action == "start" and message.id:
-                self._check(message.id)
+                self._check(message.id, started=True)
         elif isinstance(message, SubscriptionEnded):
             self._ended(message)
         elif isinstance(message, _Checked):
@@ -298,12 +301,18 @@ class Follow(Actor):
         if message.initial:
             self._reply.try_set(Subscription(self._id, "follow"))
 
-    def _check(self, cid: str) -> None:
-        """Does the started container ``cid`` match? (and where do its new lines start)"""
+    def _check(self, cid: str, *, started: bool = False) -> None:
+        """Does container ``cid`` match? (and where do its new lines start)
+
+        ``started``: its start event came. It is then followed even if it has
+        exited by the time it is checked (a job of a few milliseconds): its
+        logs are there to read, and its stream ends at once with "exited".
+        Otherwise (a re-list, a stream that saw an exit) only a running one.
+        """
         if cid in self._followed or cid in self._checking:
             return
         self._checking.add(cid)
-        filters = dict(self._filters)
+        filters = dict(self._any_state if started else self._filters)
         has_id = "id" in filters
         if not has_id:
             filters["id"] = [cid]
@@ -311,12 +320,14 @@ class Follow(Actor):
         wanted = self._wanted
 
         def check(client: APIClient) -> _Checked:
-            listed = {
-                str(c["Id"]) for c in ListContainers(filters=filters).execute(client) if wanted(c)
-            }
-            if cid not in listed:
+            records = ListContainers(all=started, filters=filters).execute(client)
+            if cid not in {str(c["Id"]) for c in records if wanted(c)}:
                 return _Checked(cid, matched=False)
             state = InspectContainer(cid).execute(client)["State"]
+            if not state.get("Running"):
+                # It ran and exited since its start event: FinishedAt is this run's end,
+                # not the previous run's, so its whole log is read (or from its cursors).
+                return _Checked(cid, matched=True, since=None)
             finished = str(state.get("FinishedAt") or _NEVER)
             since = None
             if not finished.startswith("0001-"):

@@ -96,6 +96,24 @@ def test_an_exited_container_ends_and_is_picked_up_again_when_it_restarts(
     assert [e.reason for e in ends_of(sink, cid)] == ["exited", "exited"]
 
 
+def test_containers_that_exit_at_once_are_read_to_their_end(
+    harness: StreamHarness, make_container: Callable[..., str], docker_api: Any, label: str
+) -> None:
+    # Jobs of a few milliseconds have exited before their start event is acted on.
+    manager = harness.manager()
+    sub, sink = harness.subscriber()
+    ask(manager, FollowContainers(sub, {"label": [f"follow={label}"]}, tail=0))
+    jobs = [make_container(numbered_lines_cmd(20), labels={"follow": label}) for _ in range(6)]
+    expected = [f"{kind} {i}" for i in range(1, 21) for kind in ("out", "err")]
+    for cid in jobs:
+        wait_until(lambda cid=cid: ends_of(sink, cid), 15)
+        assert sorted(lines_of(sink, cid)) == sorted(expected), cid[:12]
+        assert [e.reason for e in ends_of(sink, cid)] == ["exited"]
+    docker_api.start(jobs[0])  # a second run: read from the first run's end, nothing twice
+    wait_until(lambda: len(ends_of(sink, jobs[0])) == 2, 15)
+    assert sorted(lines_of(sink, jobs[0])) == sorted(expected * 2)
+
+
 def test_unsubscribe_ends_every_followed_container(
     harness: StreamHarness, make_container: Callable[..., str], label: str
 ) -> None:
