@@ -325,7 +325,7 @@ class RouterActor(Actor):
     def _refusal(self, now: float) -> ActorPoolError | None:
         if self._stopped:
             return PoolStopped(_STOPPED)
-        if not any(s.usable(now) for s in self._slots.values()):
+        if self._none_usable(now):
             return self._no_connection_error()
         if len(self._queue) >= self._config.pool.max_queue:
             return PoolExhausted(
@@ -391,6 +391,15 @@ class RouterActor(Actor):
         self._queue.append(pending)
         self._dispatch()
 
+    def _none_usable(self, now: float) -> bool:
+        """No connection can take a call now, and none is on its way.
+
+        A connection being recycled or added is attached within moments (starting its
+        actor needs no daemon), so a call waits for it rather than fail: recycling every
+        connection past ``connection_lifetime`` at once must not look like an outage.
+        """
+        return not self._growing and not any(s.usable(now) for s in self._slots.values())
+
     def _no_connection_error(self) -> NoHealthyConnections:
         # Each connection is refused for one reason: failed health checks, or (healthy) an
         # open breaker. "2 of 2 healthy" alone read as if the pool were fine.
@@ -432,7 +441,7 @@ class RouterActor(Actor):
                 continue
             slot = self._pick(pending, now)
             if slot is None:
-                if not any(s.usable(now) for s in self._slots.values()):
+                if self._none_usable(now):
                     # Nothing can take these: fail fast rather than wait for the deadline.
                     while self._queue:
                         self._finish_error(self._queue.popleft(), self._no_connection_error())
@@ -532,7 +541,7 @@ class RouterActor(Actor):
         pending = self._pending.get(request_id)
         if pending is None or pending.future.done:
             return
-        if not any(s.usable(time.monotonic()) for s in self._slots.values()):
+        if self._none_usable(time.monotonic()):
             self._finish_error(pending, self._no_connection_error(), cause=pending.last_error)
             return
         # A retry has waited its turn already: it goes to the head of the queue.

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -47,20 +49,27 @@ def test_a_private_service_restarts_with_its_containers_and_cleans_up_everything
     assert not Path("/run/netns").exists() or not os.listdir("/run/netns")
 
 
-def test_sweep_removes_the_root_of_a_dead_owner(tmp_path: Path) -> None:
-    # A child process makes a service root and dies without cleaning up.
-    code = (
-        "from actorpool.testing.podman import PodmanService;"
-        f"print(PodmanService('{tmp_path}/appm-dead').root)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True, text=True)
-    root = Path(out.stdout.strip())
-    assert root.exists()
-    live = PodmanService(tmp_path / "appm-live")  # ours: this process is alive
+def test_sweep_removes_the_root_of_a_dead_owner() -> None:
+    # Not tmp_path: podman roots must be short (a socket path inside), and pytest-xdist's
+    # tmp_path (.../popen-gw0/test_sweep_removes_the_root_of0/) is too long for one.
+    base = Path(tempfile.mkdtemp(prefix="apt-", dir="/tmp"))
     try:
-        assert sweep_stale_podman(tmp_path) == [root]
-        assert not root.exists()
-        assert live.root.exists()
+        # A child process makes a service root and dies without cleaning up.
+        code = (
+            "from actorpool.testing.podman import PodmanService;"
+            f"print(PodmanService('{base}/appm-dead').root)"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        root = Path(out.stdout.strip())
+        assert root.exists()
+        live = PodmanService(base / "appm-live")  # ours: this process is alive
+        try:
+            assert sweep_stale_podman(base) == [root]
+            assert not root.exists()
+            assert live.root.exists()
+        finally:
+            live.cleanup()
+        wait_until(lambda: not live.root.exists(), 5)
     finally:
-        live.cleanup()
-    wait_until(lambda: not live.root.exists(), 5)
+        shutil.rmtree(base, ignore_errors=True)
