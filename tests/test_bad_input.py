@@ -344,7 +344,7 @@ def test_a_bad_field_fails_in_the_callers_thread_naming_the_field(
 
 def test_messages_and_records_are_frozen() -> None:
     line = messages.LogLine("stdout", 1, b"x")
-    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+    with pytest.raises(AttributeError):  # a named tuple (built faster than an attrs class)
         line.data = b"y"
     ping = Ping(timeout=1)
     with pytest.raises(attrs.exceptions.FrozenInstanceError):

@@ -72,6 +72,8 @@ _PADDING_MASK: Final = 0x00FFFFFF
 _MAX_WORD: Final = 0x02000000
 
 _NS: Final = 1_000_000_000
+# Builds a LogLine without NamedTuple's Python-level __new__ (half the cost on hot paths).
+_new = tuple.__new__
 _NL: Final = b"\n"
 _CR: Final = 13
 _SPACE: Final = 32
@@ -518,10 +520,14 @@ class LineAssembler:
             fraction = payload[20:29]
             if seconds is not None and payload[29] == _ZULU and fraction.isdigit():
                 out.append(
-                    LogLine(
-                        self.stream,
-                        seconds * _NS + int(fraction),
-                        payload[_FIXED_TS_LEN + 1 : end - 1],
+                    _new(
+                        LogLine,
+                        (
+                            self.stream,
+                            seconds * _NS + int(fraction),
+                            payload[_FIXED_TS_LEN + 1 : end - 1],
+                            False,
+                        ),
                     )
                 )
                 return
@@ -543,7 +549,7 @@ class LineAssembler:
                 return
             if not self._busy and newline - start <= self.max_line_size:
                 # The common case: a whole line in one message.
-                out.append(LogLine(self.stream, ts, payload[start:newline]))
+                out.append(_new(LogLine, (self.stream, ts, payload[start:newline], False)))
             else:
                 self._piece(payload[start:newline], ts, out)
                 self._end_line(out)
@@ -701,7 +707,7 @@ class TtyAssembler:
                 break
             if newline - start <= limit and newline - start < _TTY_PIECE:
                 stop = newline - 1 if newline > start and data[newline - 1] == _CR else newline
-                out.append(LogLine("stdout", self._ts, data[start:stop]))
+                out.append(_new(LogLine, ("stdout", self._ts, data[start:stop], False)))
             else:
                 self._prefix = data[pos:start]
                 self._emit_long(data[start:newline], out, newline=True)
