@@ -31,7 +31,6 @@ from typing import Final, Literal
 
 from actorpool.transport.frames import (
     MAX_CHUNK_LINE,
-    SECONDS_CACHE,
     STREAM_NAMES,
     ChunkedDecoder,
     FrameError,
@@ -165,9 +164,10 @@ class LogDecoder:
         """Decode the leading run of one-line chunks; return where it stopped."""
         lines = self._lines
         assert isinstance(lines, MultiplexedDecoder)
-        busy = {"stdout": lines.stdout.busy, "stderr": lines.stderr.busy}
+        busy_out, busy_err = lines.stdout.busy, lines.stderr.busy
+        busy = busy_out or busy_err  # a source inside a line: its next chunks are not whole lines
         limit = self._max
-        cached = SECONDS_CACHE.get
+        bases = _BASES.get
         heads = _HEADS.get
         append = out.append
         pos = 0
@@ -178,17 +178,33 @@ class LogDecoder:
             # against what the pattern matched: framing is never taken from a line's bytes.
             meta = heads(head) or _head(head)
             n = len(line)
-            if meta[1] != n or busy[meta[0]] or n > limit:
+            if meta[1] != n or n > limit:
                 break
-            seconds = cached(second)
-            if seconds is None:
+            if busy and (busy_out if meta[0] == "stdout" else busy_err):
+                break
+            base = bases(second)
+            if base is None:
                 try:
-                    seconds = seconds_of(second)
+                    base = _base_ns(second)
                 except ValueError:
                     break  # the state machines raise the FrameError that names it
-            append(_new(LogLine, (meta[0], seconds * _NS + int(fraction), line, False)))
+            append(_new(LogLine, (meta[0], base + int(fraction), line, False)))
             pos += meta[2]
         return pos
+
+
+# A timestamp's whole seconds (``YYYY-MM-DDTHH:MM:SS``) -> its nanoseconds since the epoch:
+# a busy log repeats the same second hundreds of times, so the multiplication is cached too.
+_BASES: Final[dict[bytes, int]] = {}
+_BASES_MAX: Final = 4096
+
+
+def _base_ns(second: bytes) -> int:
+    base = seconds_of(second) * _NS
+    if len(_BASES) >= _BASES_MAX:
+        _BASES.clear()
+    _BASES[second] = base
+    return base
 
 
 # Chunk-size line and frame header -> (stream, line length they imply, whole chunk's length).

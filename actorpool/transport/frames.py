@@ -43,7 +43,6 @@ from actorpool.transport.records import LogLine
 __all__ = [
     "MAX_CHUNK_LINE",
     "MAX_FRAME_SIZE",
-    "SECONDS_CACHE",
     "STREAM_NAMES",
     "ChunkedDecoder",
     "FrameError",
@@ -95,9 +94,6 @@ _GENERAL_TS_RE: Final = re.compile(
 MAX_CHUNK_LINE: Final = 1024
 _SECONDS_CACHE: dict[bytes, int] = {}
 _SECONDS_CACHE_MAX: Final = 4096
-#: The cache behind :func:`seconds_of`, for hot loops to read with one ``dict.get``
-#: (falling back to :func:`seconds_of` on a miss); never write to it.
-SECONDS_CACHE: Final = _SECONDS_CACHE
 
 
 class FrameError(StreamError):
