@@ -141,6 +141,7 @@ class EventSubscriptionsClosed:
     key: str
     subscription_ids: tuple[str, ...]
     finished: bool
+    stream_urn: str = ""  # which stream of ``key`` (a newer one may serve the key already)
 
 
 @attrs.frozen
@@ -585,11 +586,15 @@ class EventStream(Actor):
         if self._ctx.metrics is not None:
             self._ctx.metrics.stream_closed("events")
         with contextlib.suppress(pykka.ActorDeadError):
-            self._manager.tell(EventSubscriptionsClosed(self._key, ids, finished=True))
+            self._manager.tell(
+                EventSubscriptionsClosed(self._key, ids, finished=True, stream_urn=self.actor_urn)
+            )
 
     def _closed(self, ids: tuple[str, ...]) -> None:
         with contextlib.suppress(pykka.ActorDeadError):
-            self._manager.tell(EventSubscriptionsClosed(self._key, ids, finished=False))
+            self._manager.tell(
+                EventSubscriptionsClosed(self._key, ids, finished=False, stream_urn=self.actor_urn)
+            )
         if self._subs or self._waiting:
             return
         reader, self._reader = self._reader, None

@@ -188,6 +188,9 @@ class StreamManager(Actor):
         )
         self._logs: dict[str, _StreamEntry] = {}
         self._events: dict[str, _StreamEntry] = {}
+        # Event streams whose last subscriber is being removed (they end themselves), by urn:
+        # a new subscription to the same filters gets a fresh stream, not one that is ending.
+        self._events_ending: dict[str, _StreamEntry] = {}
         self._follows: dict[str, pykka.ActorRef[Any]] = {}
         self._follow_requests: dict[str, FollowContainers] = {}
         self._subs: dict[str, _SubEntry] = {}
@@ -209,7 +212,7 @@ class StreamManager(Actor):
         for follow_id, ref in list(self._follows.items()):
             self._end_follow_subscriber(follow_id, "pool stopped")
             futures.append(_stop(ref))
-        for entry in [*self._logs.values(), *self._events.values()]:
+        for entry in [*self._logs.values(), *self._events.values(), *self._events_ending.values()]:
             futures.append(_stop(entry.ref))
         deadline = time.monotonic() + _STOP_TIMEOUT
         for future in futures:
@@ -224,6 +227,7 @@ class StreamManager(Actor):
         self._follows.clear()
         self._logs.clear()
         self._events.clear()
+        self._events_ending.clear()
         self._subs.clear()
         self._ctx.calls.shutdown()
         if self._ctx.reads is not None:
@@ -467,6 +471,10 @@ class StreamManager(Actor):
     ) -> bool:
         key = canonical_filters(filters)
         entry = self._events.get(key)
+        if entry is not None and self._ending(entry):
+            del self._events[key]
+            self._events_ending[entry.ref.actor_urn] = entry
+            entry = None
         if entry is None:
             if self._stream_count() >= self._config.performance.max_concurrent_streams:
                 return False
@@ -481,14 +489,27 @@ class StreamManager(Actor):
         self._subs[subscriber.id] = _SubEntry("events", key, follow, spec=subscriber, ready=ready)
         return True
 
+    def _ending(self, entry: _StreamEntry) -> bool:
+        """Every subscriber of the event stream is being removed: it is about to end itself."""
+        subs = [self._subs.get(sub_id) for sub_id in entry.subs]
+        return bool(subs) and all(sub is None or sub.removing is not None for sub in subs)
+
     def _event_subs_closed(self, message: EventSubscriptionsClosed) -> None:
-        entry = self._events.get(message.key)
+        entry = self._events_ending.get(message.stream_urn)
+        current = entry is None
+        if current:
+            entry = self._events.get(message.key)
+            if entry is not None and message.stream_urn not in ("", entry.ref.actor_urn):
+                entry = None
         for sub_id in message.subscription_ids:
             self._subs.pop(sub_id, None)
             if entry is not None:
                 entry.subs.discard(sub_id)
         if message.finished and entry is not None:
-            del self._events[message.key]
+            if current:
+                del self._events[message.key]
+            else:
+                del self._events_ending[message.stream_urn]
             _stop(entry.ref)
             for sub_id in entry.subs:  # subscriptions that never got a reply
                 self._subs.pop(sub_id, None)
@@ -660,6 +681,7 @@ class StreamManager(Actor):
 
     def _event_stream_failed(self, message: EventStreamFailed) -> None:
         """An event stream died: start a new one and hand it the subscriptions."""
+        self._events_ending.pop(message.stream_urn, None)
         entry = self._events.get(message.key)
         dead = entry if entry is not None and entry.ref.actor_urn == message.stream_urn else None
         if dead is not None:

@@ -240,3 +240,24 @@ def test_after_crashed_streams_pool_stop_leaves_no_actor_thread(
         return [t.name for t in threading.enumerate() if t.ident not in before and t.is_alive()]
 
     wait_until(lambda: not leaked(), 10, message="no thread left by the pool")
+
+
+def test_subscribing_again_right_after_the_last_unsubscribe_gets_a_fresh_stream(
+    harness: StreamHarness, make_container: Callable[..., str]
+) -> None:
+    # The last Unsubscribe makes the shared event stream end itself; a subscription to the
+    # same filters that the manager takes before that end is reported must not join it.
+    manager = harness.manager()
+    sub, sink = harness.subscriber()
+    filters = {"type": ["container"], "event": ["start"]}
+    for _ in range(10):
+        first = ask(manager, SubscribeEvents(sub, filters))
+        manager.tell(Unsubscribe(first.id))
+        again = ask(manager, SubscribeEvents(sub, filters))
+        assert isinstance(again, Subscription)
+        manager.tell(Unsubscribe(again.id))
+    last = ask(manager, SubscribeEvents(sub, filters))
+    cid = make_container(["true"])
+    wait_until(lambda: any(getattr(m, "id", None) == cid for m in list(sink)), 10)
+    assert ask(manager, Unsubscribe(last.id)) is True
+    wait_until(lambda: stats(manager).event_streams == 0, 10)
