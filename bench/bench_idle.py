@@ -31,7 +31,7 @@ from _common import bench_parser, bench_sandbox, load_note, rss_mib
 def default_config(url: str) -> Config:
     """The production defaults, aimed at ``url``, metrics on a free loopback port."""
     data = {"docker": {"pool": {"socket_path": url}, "monitoring": {"listen": "127.0.0.1:0"}}}
-    return Config.from_mapping(data, environ={})
+    return Config.from_mapping(data)
 
 
 def ready(pool: Pool, deadline: float) -> PoolStatusReport:

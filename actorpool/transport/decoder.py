@@ -169,18 +169,18 @@ class LogDecoder:
         limit = self._max
         bases = _BASES.get
         heads = _HEADS.get
+        first = len(out)
         append = out.append
-        pos = 0
-        for head, second, fraction, line, other in _ONE_LINE.findall(data):
+        found = _ONE_LINE.findall(data)
+        for head, second, fraction, line, other in found:
             if other:
-                break
+                # The pattern's last alternative took the rest: the run ends where it begins.
+                return len(data) - len(other)
             # What the chunk size and the frame header say the line's length is, checked
             # against what the pattern matched: framing is never taken from a line's bytes.
             meta = heads(head) or _head(head)
             n = len(line)
-            if meta[1] != n or n > limit:
-                break
-            if busy and (busy_out if meta[0] == "stdout" else busy_err):
+            if meta[1] != n or n > limit or (busy and (busy_err, busy_out)[meta[0] == "stdout"]):
                 break
             base = bases(second)
             if base is None:
@@ -189,8 +189,12 @@ class LogDecoder:
                 except ValueError:
                     break  # the state machines raise the FrameError that names it
             append(_new(LogLine, (meta[0], base + int(fraction), line, False)))
-            pos += meta[2]
-        return pos
+        else:
+            return len(data)
+        # Stopped before a chunk the state machines must see (rare): it starts after the
+        # whole chunks taken, summed here rather than counted on every line.
+        taken = len(out) - first
+        return sum((heads(item[0]) or _head(item[0]))[2] for item in found[:taken])
 
 
 # A timestamp's whole seconds (``YYYY-MM-DDTHH:MM:SS``) -> its nanoseconds since the epoch:
