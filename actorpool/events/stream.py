@@ -479,7 +479,6 @@ class EventStream(Actor):
         reader, self._reader = self._reader, None
         if reader is not None:
             reader.stop()
-            reader.join(_JOIN_TIMEOUT)
         for _, ready in self._waiting:
             ready(StreamError(f"the event stream closed before it opened ({reason})"))
         self._waiting.clear()
@@ -492,6 +491,10 @@ class EventStream(Actor):
             self._finished = True
             if self._ctx.metrics is not None:
                 self._ctx.metrics.stream_closed("events")
+        if reader is not None:
+            # Joined after the subscribers heard: the end must not wait on a slow reader
+            # (an actor that stops handles no more of the events it sends).
+            reader.join(_JOIN_TIMEOUT)
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, _Event):
