@@ -66,7 +66,7 @@ def main() -> None:
             attempts.append(time.monotonic())
             if len(attempts) < 3:
                 raise requests.exceptions.ConnectionError("simulated: connection reset by peer")
-            return client.ping()
+            return bool(client.ping())
 
         print(f"flaky: {pool.router.ask(Execute(flaky))} after {len(attempts)} attempts")
 
@@ -75,7 +75,8 @@ def main() -> None:
 
         def top_of_missing(client: APIClient) -> dict[str, Any]:
             tries.append(time.monotonic())
-            return client.top("no-such-container")
+            top: dict[str, Any] = client.top("no-such-container")
+            return top
 
         try:
             pool.router.ask(Execute(top_of_missing))

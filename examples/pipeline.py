@@ -163,7 +163,7 @@ def main() -> None:
             for cid in names:
                 pool.router.ask(SubscribeLogs(cid, parser))
             finished.wait(timeout=30)  # both containers exit after a few seconds
-            counts = aggregator.ask(GetCounts())
+            counts: dict[tuple[str, str], int] = aggregator.ask(GetCounts(), block=True)
         finally:
             parser.stop()
             aggregator.stop()
