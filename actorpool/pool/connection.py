@@ -117,7 +117,8 @@ class ConnectionActor(Actor):
         broken = ""
         for check in probe.checks:
             if broken:
-                # The transport already failed: the other checks would only wait out timeouts.
+                # The connection already failed (reset, refused, or timed out): the other
+                # checks would only wait out timeouts.
                 results.append(CheckResult(check.name, check.weight, False, 0.0, broken))
                 continue
             t = time.monotonic()
@@ -127,7 +128,7 @@ class ConnectionActor(Actor):
                 verdict = classify(exc, target=daemon_url(self._config), what=check.name)
                 if verdict.counts:
                     self._close_client()
-                    broken = "skipped after a transport failure"
+                    broken = f"skipped: the {check.name} check failed first"
                 results.append(
                     CheckResult(check.name, check.weight, False, time.monotonic() - t, str(exc))
                 )
