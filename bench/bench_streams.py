@@ -81,7 +81,7 @@ from actorpool.messages import (
     SubscribeLogs,
 )
 from actorpool.testing.sandbox import IMAGE, Sandbox
-from actorpool.transport.logread import DEFAULT_COALESCE, open_logs
+from actorpool.transport.logread import DEFAULT_BUFFER_SIZE, DEFAULT_COALESCE, open_logs
 
 from _common import (
     Figure,
@@ -223,7 +223,8 @@ def read_raw(client: Any, cid: str, tty: bool) -> Reading:
 
 
 _LAST_CHUNK = b"\r\n0\r\n\r\n"  # the end of a chunked body (after the last data chunk)
-_BARE_SHORT = 4096  # a read shorter than this is followed by a pause (as in the readers)
+# As in the readers: a read shorter than 1/16 of the buffer is followed by a pause.
+_BARE_SHORT = DEFAULT_BUFFER_SIZE // 16
 
 
 def read_bare(client: Any, cid: str, tty: bool, lines: int) -> Reading:
@@ -244,7 +245,7 @@ def read_bare(client: Any, cid: str, tty: bool, lines: int) -> Reading:
         raise RuntimeError(msg)
     sock.settimeout(60)
     tail = head[-16:]
-    buf = bytearray(1 << 16)
+    buf = bytearray(DEFAULT_BUFFER_SIZE)
     view = memoryview(buf)
     try:
         while not tail.endswith(_LAST_CHUNK):
