@@ -490,9 +490,14 @@ class StreamManager(Actor):
         return True
 
     def _ending(self, entry: _StreamEntry) -> bool:
-        """Every subscriber of the event stream is being removed: it is about to end itself."""
-        subs = [self._subs.get(sub_id) for sub_id in entry.subs]
-        return bool(subs) and all(sub is None or sub.removing is not None for sub in subs)
+        """The event stream is about to end itself: every subscriber is gone or being removed.
+
+        An entry with no subscriber left is ending too: the stream reports the last removal
+        and its own end in two messages, and a subscription taken between them must not join
+        a stream that has already ended.
+        """
+        subs = (self._subs.get(sub_id) for sub_id in entry.subs)
+        return all(sub is None or sub.removing is not None for sub in subs)
 
     def _event_subs_closed(self, message: EventSubscriptionsClosed) -> None:
         entry = self._events_ending.get(message.stream_urn)
@@ -714,6 +719,8 @@ class StreamManager(Actor):
             for _, ready in waiting:
                 ready(PoolStopped("the pool stopped before the event stream opened"))
             return
+        if not (subs or waiting):
+            return  # every subscription had ended: a new stream would have no one to end it
         logger.warning(
             "an event stream failed; restarting it for %d subscriber(s)", len(subs) + len(waiting)
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -264,4 +265,23 @@ def test_subscribing_again_right_after_the_last_unsubscribe_gets_a_fresh_stream(
     cid = make_container(["true"])
     wait_until(lambda: any(getattr(m, "id", None) == cid for m in list(sink)), 10)
     assert ask(manager, Unsubscribe(last.id)) is True
+    wait_until(lambda: stats(manager).event_streams == 0, 10)
+
+
+def test_subscribing_again_while_the_last_stream_reports_its_end_gets_a_fresh_stream(
+    harness: StreamHarness,
+) -> None:
+    # The stream reports the last removal and its own end in two messages; a subscription
+    # the manager takes between the two must not join the stream that has ended. The pause
+    # sweeps the subscription across that gap.
+    manager = harness.manager()
+    sub, _ = harness.subscriber()
+    filters = {"type": ["container"], "event": ["die"]}
+    for i in range(40):
+        first = ask(manager, SubscribeEvents(sub, filters))
+        assert ask(manager, Unsubscribe(first.id)) is True
+        time.sleep((i % 20) * 0.0002)
+        again = ask(manager, SubscribeEvents(sub, filters))
+        assert isinstance(again, Subscription)
+        assert ask(manager, Unsubscribe(again.id)) is True
     wait_until(lambda: stats(manager).event_streams == 0, 10)
