@@ -53,6 +53,8 @@ the tail is multiplied by 8 and the read repeated, up to ``tail=all``; the
 cost grows with the gap, not with the file. Only when even ``tail=all`` does
 not contain the cursor line (the log file was rotated or truncated past it)
 are lines lost: that is counted (``StreamStats.resume_gaps``) and logged.
+A source with no cursor yet is checked against an *anchor* instead, the
+other source's last line in the starting window (see :class:`Follower`).
 """
 
 from __future__ import annotations
@@ -125,6 +127,10 @@ class _Gap(Exception):
 
 class _Exited(Exception):
     """A follow stream opened on a container that is no longer running (see Dialect)."""
+
+
+class _AnchorMissed(Exception):
+    """A cursorless read's ``tail`` may not reach back to its anchor: read again with more."""
 
 
 class Feed:
@@ -336,6 +342,9 @@ class Reader:
         self._opened = False  # the last _read got the daemon's answer
         self._exit_code: int | None = None  # State.ExitCode of the last inspect that saw it end
         self._dialect = DOCKER  # the daemon's, known once the first client is made
+        # A line of the *other* source that every undelivered line of a cursorless source
+        # follows in the log file (see Follower): how its bounded reads are checked.
+        self._anchor: tuple[Source, int] | None = None
 
     # -- control (any thread) --
 
@@ -443,6 +452,61 @@ class Reader:
             stream.close()
             raise _Exited
 
+    def _check_anchor(self, stream: RawLogStream, tail: int) -> None:
+        """A cursorless follow just opened with ``tail``: did that tail reach the anchor?
+
+        Asked after the follow's answer came: the daemon fixes where a read
+        starts before it answers, so an anchor within the last ``tail`` lines
+        now was within them when the follow started. Raises _AnchorMissed.
+        """
+        try:
+            within = self._anchor_within(tail)
+        except BaseException:
+            stream.close()
+            raise
+        if not within:
+            stream.close()
+            raise _AnchorMissed
+
+    def _anchor_within(self, tail: int) -> bool:
+        """Is the anchor line among the log's last ``tail`` lines (of both sources)?
+
+        The daemon's ``tail`` counts the lines of both sources however few
+        are asked for, so one read of the anchor's source from the anchor's
+        timestamp answers it: its first line is the anchor exactly when the
+        tail reaches it. Only that first line is read.
+        """
+        assert self._anchor is not None
+        source, ts = self._anchor
+        stream = open_logs(
+            self._get_client(),
+            self._cid,
+            stdout=source == "stdout",
+            stderr=source == "stderr",
+            follow=False,
+            since=format_since(ts),
+            tail=tail,
+            timestamps=True,
+            tty=self._tty,
+            buffer_size=self._ctx.config.performance.buffer_size,
+        )
+        with self._lock:
+            stopped = self._stop_event.is_set()
+            outer, self._stream = self._stream, stream
+        try:
+            if stopped:
+                raise _Stopped
+            decoder = stream.decoder(max_line_size=self._ctx.config.streams.max_line_size)
+            for lines in stream.batches(decoder):
+                if lines:
+                    return lines[0].timestamp <= ts
+            self._check_stop()
+            return False
+        finally:
+            with self._lock:
+                self._stream = outer
+            stream.close()
+
     def _read(
         self,
         *,
@@ -454,13 +518,16 @@ class Reader:
         skip: _Skipper | None = None,
         resumed: bool = False,
         detach: bool = False,
+        into: list[LogLine] | None = None,
     ) -> bool:
         """One request: open, decode, deliver until the daemon ends it.
 
         With ``detach`` the body goes to the read loop when it can
         (:meth:`_detach`); then this returns True at once and the calling
         thread must leave the reader alone. Otherwise it returns False once
-        the body was read to its end.
+        the body was read to its end. With ``into`` the lines are collected
+        there instead of delivered. A cursorless follow with an anchor is
+        checked (:meth:`_check_anchor`) before anything of it is read.
         """
         client = self._get_client()
         stream = open_logs(
@@ -482,6 +549,8 @@ class Reader:
             self._stream = stream
         if follow and not self._dialect.follow_exited:
             self._check_still_running(stream)
+        if follow and skip is None and self._anchor is not None and tail != "all":
+            self._check_anchor(stream, tail)
         self._opened = True
         body = _Body(stream, self._ctx.config.streams.max_line_size, skip, resumed)
         if detach and self._detach(body):
@@ -489,7 +558,9 @@ class Reader:
         try:
             for lines in stream.batches(body.decoder):
                 kept = self._accept(body, lines)
-                if kept:
+                if kept and into is not None:
+                    into.extend(kept)
+                elif kept:
                     self._deliver(kept, resumed=resumed)
         finally:
             with self._lock:
@@ -713,6 +784,16 @@ class Follower(Reader):
     (cursor, feed) and, at its end, :meth:`ended`, which starts a new thread
     to go on with the state machine from ``follow``'s outcome. The follower
     is on exactly one thread or in the loop at any time, never both.
+
+    A source with no cursor yet (nothing of it delivered) has nothing to
+    check its bounded reads against, and the daemon's ``tail`` counts the
+    lines of both sources: a busy other source can push this one's new lines
+    out of it. A follower started after a starting window in which only the
+    other source had lines therefore gets that source's last line as its
+    *anchor*: every undelivered line of this source follows it in the log.
+    Each bounded read without a cursor is checked to reach back to the
+    anchor (:meth:`_anchor_within`), and read again with a larger tail if
+    not, before any of its lines is delivered.
     """
 
     def __init__(
@@ -727,6 +808,7 @@ class Follower(Reader):
         start: tuple[float | str | None, int | Literal["all"]],
         cursor: Cursor | None,
         resume: bool,
+        anchor: tuple[Source, int] | None = None,
     ) -> None:
         super().__init__(
             ctx,
@@ -739,6 +821,7 @@ class Follower(Reader):
         )
         self._source: Source = source
         self._start = start
+        self._anchor = anchor
         self._state = "settle" if resume else "follow"
         self._streak = FailureStreak(ctx.config)
         self._idle = FailureStreak(ctx.config)
@@ -763,6 +846,10 @@ class Follower(Reader):
                         self._follow_ended()
                 except _Gap:
                     self._state = "catch_up"
+                    continue
+                except _AnchorMissed:
+                    since, tail = self._start
+                    self._start = (since, _escalate(tail))
                     continue
                 except _Exited:
                     self._state = "exited"  # read what is left without follow
@@ -902,7 +989,14 @@ class Follower(Reader):
     def _catch_up_or_settle(self) -> str:
         """Catch up: "ok", "settle" (the daemon could not be reached) or "removed"."""
         try:
-            self._catch_up(self._source, self._start)
+            if (
+                self._anchor is not None
+                and self._start[1] != "all"
+                and self.cursors.get(self._source) is None
+            ):
+                self._anchored_catch_up()
+            else:
+                self._catch_up(self._source, self._start)
         except (_Stopped, GiveUp):
             raise
         except Exception as exc:
@@ -913,6 +1007,27 @@ class Follower(Reader):
                 raise error from exc
             return "settle"
         return "ok"
+
+    def _anchored_catch_up(self) -> None:
+        """A cursorless source's catch-up: read, check the tail reached the anchor, deliver.
+
+        Held back until checked: a tail that fell short is read again with
+        more (x8), and lines delivered before the missing ones would be out
+        of order. The tail that sufficed is the next follow's.
+        """
+        since, tail = self._start
+        stdout, stderr = self._source == "stdout", self._source == "stderr"
+        while True:
+            lines: list[LogLine] = []
+            self._read(
+                stdout=stdout, stderr=stderr, follow=False, since=since, tail=tail, into=lines
+            )
+            if tail == "all" or self._anchor_within(tail):
+                break
+            tail = _escalate(tail)
+        self._start = (since, tail)
+        if lines:
+            self._deliver(lines)
 
     def _restarted(self) -> bool:
         for step in _GRACE_STEPS:

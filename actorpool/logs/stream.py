@@ -372,6 +372,7 @@ class LogStream(Actor):
         cursor: Cursor | None,
         *,
         resume: bool,
+        anchor: tuple[Source, int] | None = None,
     ) -> None:
         assert self._feed is not None
         follower = Follower(
@@ -384,6 +385,7 @@ class LogStream(Actor):
             start=start,
             cursor=cursor,
             resume=resume,
+            anchor=anchor,
         )
         self._sources.add(source)
         self._readers[follower.key] = follower
@@ -398,26 +400,29 @@ class LogStream(Actor):
         streams = self._ctx.config.streams
         for source in _sources_of(self._sources):
             cursor = cursors.get(source)
+            anchor: tuple[Source, int] | None = None
             if cursor is not None:
                 start: tuple[float | str | None, int | Literal["all"]] = (self._since, self._tail)
             elif message.complete and cursors:
                 # This source had no line in the window. Its lines after the window are newer
                 # than the other source's last line, give or take the daemon's out-of-order
-                # delivery between sources (tens of ms): start a margin before it.
-                other = max(c[0] for c in cursors.values())
+                # delivery between sources (tens of ms): start a margin before it. That line
+                # anchors the bounded tail: the follower checks its reads reach back to it.
+                other = max(_sources_of(cursors), key=lambda name: cursors[name][0])
+                last = cursors[other][0]
+                anchor = (other, last)
                 floor = since_ns(self._since) or 0
-                start = (format_since(max(floor, other - _NEW_SOURCE_MARGIN)), streams.resume_tail)
+                start = (format_since(max(floor, last - _NEW_SOURCE_MARGIN)), streams.resume_tail)
+            elif message.complete and self._since is None:
+                # A complete, empty window of both sources with no since: the log was empty.
+                # Everything in it now came after the window; a bounded tail could miss some.
+                start = (None, "all")
             elif message.complete:
                 tail = self._tail if self._tail != "all" else streams.resume_tail
                 start = (self._since, min(tail, streams.resume_tail))
             else:
                 start = (self._since, self._tail)
-            self._start_follower(
-                source,
-                start,
-                cursor,
-                resume=not message.complete,
-            )
+            self._start_follower(source, start, cursor, resume=not message.complete, anchor=anchor)
 
     def _start_history(self, sub: _Sub, sources: tuple[str, ...]) -> None:
         assert self._feed is not None

@@ -398,6 +398,142 @@ def test_every_line_arrives_exactly_once_across_forced_disconnects(
         assert report.resume_gaps == 0
 
 
+def test_a_source_quiet_in_the_starting_window_loses_no_line_to_the_busy_other(
+    streams: StreamHarness, make_container: Callable[..., str], sandbox: Any
+) -> None:
+    # One stderr line per 100 stdout lines: the starting window (tail=1) is a stdout line,
+    # so the stderr follower has no cursor to check its first read against. The daemon's
+    # tail counts both sources, and with resume_tail 5 and 50 ms more for every request
+    # (the proxy), hundreds of lines pass between the window and the follower's open:
+    # every stderr line after the window must still arrive, once, in order.
+    script = (
+        "i=0; while :; do i=$((i+1)); echo err $i >&2; "
+        "j=0; while [ $j -lt 100 ]; do echo out $i.$j; j=$((j+1)); done; done"
+    )
+    cid = make_container(["sh", "-c", script])
+    client = sandbox.client(timeout=60)
+    try:
+        wait_until(lambda: len(client.logs(cid, stderr=False, tail=200).splitlines()) >= 200, 20)
+        with FaultProxy(sandbox.socket_path) as proxy:
+            proxy.latency = 0.05
+            manager = streams.manager(proxy.url, streams={"resume_tail": 5})
+            sub, sink = streams.subscriber()
+            subscription = ask(manager, SubscribeLogs(cid, sub, tail=1))
+            wait_until(
+                lambda: min(len(texts(sink, "stdout")), 20 * len(texts(sink, "stderr"))) > 2000, 30
+            )
+            ask(manager, Unsubscribe(subscription.id))
+            wait_end(sink)
+        client.kill(cid)
+        lines = [line for m in sink if isinstance(m, LogChunk) for line in m.lines]
+        log = client.logs(cid, timestamps=True).splitlines()  # both sources, file order
+    finally:
+        client.close()
+    # Each source's lines in the log file's order (the two sources' timestamps may disagree
+    # with it by a few ms): what arrived is a run of them with no gap and no repeat, and it
+    # starts no later than the source's first line after the window's line.
+    window = lines[0]
+    at = next(i for i, raw in enumerate(log) if _ns(raw.split(b" ", 1)[0]) == window.timestamp)
+    texts_in_log = [raw.split(b" ", 1)[1].decode() for raw in log]
+    for source, prefix in (("stdout", "out "), ("stderr", "err ")):
+        got = [line.text for line in lines[1:] if line.stream == source]
+        assert got, source
+        ours = [text for text in texts_in_log if text.startswith(prefix)]
+        first_after = ours.index(next(t for t in texts_in_log[at + 1 :] if t.startswith(prefix)))
+        start = ours.index(got[0])
+        assert start <= first_after, (source, got[0], ours[first_after])
+        assert ours[start : start + len(got)] == got, source
+
+
+def test_lines_written_between_an_empty_starting_window_and_the_followers_all_arrive(
+    streams: StreamHarness,
+    make_container: Callable[..., str],
+    sandbox: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The container writes nothing until told to. Every request through the proxy reaches
+    # the daemon a second late, so the empty starting window (tail=5) gets there a second
+    # after it is asked for, and the followers, asked for after its answer, a second after
+    # that; the writing starts in between. The window saw an empty log, so all of it is new:
+    # a bounded tail would keep only the last few lines.
+    from actorpool.logs import readers
+
+    n = 2000
+    cid = make_container(
+        ["sh", "-c", f"while [ ! -e /go ]; do usleep 10000; done; {numbered_lines_cmd(n)[2]}"]
+    )
+    window_asked = threading.Event()
+    open_logs = readers.open_logs
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        if not kwargs["follow"]:
+            window_asked.set()
+        return open_logs(*args, **kwargs)
+
+    monkeypatch.setattr(readers, "open_logs", watched)
+    client = sandbox.client(timeout=60)
+    try:
+        with FaultProxy(sandbox.socket_path) as proxy:
+            proxy.latency = 1.0
+            manager = streams.manager(proxy.url, streams={"resume_tail": 5})
+            sub, sink = streams.subscriber()
+            ask(manager, SubscribeLogs(cid, sub, tail=5), timeout=30)
+            assert window_asked.wait(20)
+            time.sleep(1.5)  # the test's thread, not an actor: between the two arrivals
+            client.exec_start(client.exec_create(cid, ["touch", "/go"]))
+            wait_until(
+                lambda: f"out {n}" in texts(sink, "stdout") and f"err {n}" in texts(sink, "stderr"),
+                30,
+            )
+    finally:
+        client.close()
+    assert texts(sink, "stdout") == [f"out {i}" for i in range(1, n + 1)]
+    assert texts(sink, "stderr") == [f"err {i}" for i in range(1, n + 1)]
+
+
+def test_a_quiet_source_cut_before_its_first_line_catches_up_without_a_gap(
+    streams: StreamHarness, make_container: Callable[..., str], sandbox: Any
+) -> None:
+    # stdout writes all along; stderr starts only when told, just after every connection is
+    # cut. The stderr follower then has no cursor and resumes from the starting window's
+    # stdout line (its anchor) while stdout goes on (resume_tail 5; the proxy makes every
+    # request 0.3 s late): its catch-up must reach back to that line and miss nothing.
+    err = "i=1; while :; do echo err $i >&2; i=$((i+1)); [ $i -gt 100 ] && usleep 1000; done"
+    script = (
+        f"(while [ ! -e /go ]; do usleep 10000; done; {err}) & "
+        "i=0; while :; do echo out $i; i=$((i+1)); usleep 100; done"
+    )
+    cid = make_container(["sh", "-c", script])
+    client = sandbox.client(timeout=60)
+    try:
+        with FaultProxy(sandbox.socket_path) as proxy:
+            manager = streams.manager(proxy.url, streams={"resume_tail": 5})
+            sub, sink = streams.subscriber()
+            subscription = ask(manager, SubscribeLogs(cid, sub, tail=1))
+            wait_until(lambda: len(texts(sink, "stdout")) > 500, 20)
+            assert texts(sink, "stderr") == []
+            proxy.latency = 0.3
+            proxy.reset_all()
+            client.exec_start(client.exec_create(cid, ["touch", "/go"]))
+            wait_until(lambda: len(texts(sink, "stderr")) > 300, 30)
+            ask(manager, Unsubscribe(subscription.id))
+            wait_end(sink)
+    finally:
+        client.close()
+    got = texts(sink, "stderr")
+    assert got == [f"err {i}" for i in range(1, len(got) + 1)]
+    outs = numbers(texts(sink, "stdout"), "out")
+    assert outs == list(range(outs[0], outs[0] + len(outs)))
+    assert stats(manager).resume_gaps == 0
+
+
+def _ns(stamp: bytes) -> int:
+    """An RFC 3339 nanosecond timestamp as the daemon writes it, in ns since the epoch."""
+    from actorpool.transport.frames import parse_timestamp
+
+    return parse_timestamp(stamp)
+
+
 @pytest.mark.daemon
 def test_a_stream_gives_up_with_log_stream_error_when_the_daemon_stays_away(
     streams: StreamHarness, make_container: Callable[..., str], private_sandbox: Any
