@@ -76,7 +76,7 @@ from actorpool.errors import (
     StreamError,
 )
 from actorpool.logs.context import FailureStreak, GiveUp, StreamContext, transient
-from actorpool.logs.cursors import Cursor, Source, advance
+from actorpool.logs.cursors import Cursor, Source, advance, since_ns
 from actorpool.logs.protocol import (
     FLUSH,
     HistoryDone,
@@ -115,6 +115,9 @@ _GRACE_STEPS: Final = (0.2, 0.3, 0.5)  # re-inspects within RESTART_GRACE
 _SLICE: Final = 0.25  # longest a blocked thread waits before re-checking that it should stop
 _ESCALATION: Final = 8  # a catch-up read that misses its cursor retries with 8x the tail
 _MAX_TAIL: Final = 1_000_000  # past this the catch-up reads with tail=all
+# How far the daemon may write a line after one of the other source stamped later (ns):
+# bounds the search for a quiet source's last line before its anchor (Follower).
+_DISORDER: Final = 100_000_000
 
 
 class _Stopped(Exception):
@@ -519,6 +522,7 @@ class Reader:
         resumed: bool = False,
         detach: bool = False,
         into: list[LogLine] | None = None,
+        probe: bool = False,
     ) -> bool:
         """One request: open, decode, deliver until the daemon ends it.
 
@@ -526,7 +530,8 @@ class Reader:
         (:meth:`_detach`); then this returns True at once and the calling
         thread must leave the reader alone. Otherwise it returns False once
         the body was read to its end. With ``into`` the lines are collected
-        there instead of delivered. A cursorless follow with an anchor is
+        there instead of delivered; a ``probe`` (lines looked at, never
+        delivered) counts no cut line. A cursorless follow with an anchor is
         checked (:meth:`_check_anchor`) before anything of it is read.
         """
         client = self._get_client()
@@ -557,7 +562,7 @@ class Reader:
             return True
         try:
             for lines in stream.batches(body.decoder):
-                kept = self._accept(body, lines)
+                kept = lines if probe else self._accept(body, lines)
                 if kept and into is not None:
                     into.extend(kept)
                 elif kept:
@@ -790,10 +795,12 @@ class Follower(Reader):
     lines of both sources: a busy other source can push this one's new lines
     out of it. A follower started after a starting window in which only the
     other source had lines therefore gets that source's last line as its
-    *anchor*: every undelivered line of this source follows it in the log.
-    Each bounded read without a cursor is checked to reach back to the
-    anchor (:meth:`_anchor_within`), and read again with a larger tail if
-    not, before any of its lines is delivered.
+    *anchor*: its lines before the anchor in the log were outside the
+    window, those after it are new. Its last line before the anchor, found
+    by :meth:`_place_anchor`, becomes its cursor. Without one, each bounded
+    read without a cursor is checked to reach back to the anchor
+    (:meth:`_anchor_within`), and read again with a larger tail if not,
+    before any of its lines is delivered.
     """
 
     def __init__(
@@ -822,6 +829,7 @@ class Follower(Reader):
         self._source: Source = source
         self._start = start
         self._anchor = anchor
+        self._placed = False  # the anchor was looked at once (_place_anchor)
         self._state = "settle" if resume else "follow"
         self._streak = FailureStreak(ctx.config)
         self._idle = FailureStreak(ctx.config)
@@ -902,6 +910,8 @@ class Follower(Reader):
         """Open the follow stream: True when the read loop took it, else it was read here."""
         stdout = self._source == "stdout" or self._tty
         stderr = self._source == "stderr" or self._tty
+        if self._anchor is not None and not self._placed:
+            self._place_anchor()
         cursor = self.cursors.get(self._source)
         if cursor is not None:
             return self._read(
@@ -925,6 +935,51 @@ class Follower(Reader):
             if not detached:
                 self._fix_start()
         return detached
+
+    def _place_anchor(self) -> None:
+        """Find this source's last line before the anchor: from then on, that is its cursor.
+
+        Every line of this source before the anchor was outside the starting
+        window, every one after it is new: its last line before the anchor
+        splits them exactly, and makes this follower resume like any other.
+        Reads of both sources from a little before the follower's ``since``
+        (``_DISORDER``), the tail grown x8 until one holds that line or
+        everything from there: a source with no line in it has none at or
+        after ``since`` before the anchor, and keeps the anchor (its reads
+        from ``since`` then start exactly after it).
+        """
+        assert self._anchor is not None
+        other, ts = self._anchor
+        floor = max(0, (since_ns(self._start[0]) or 0) - _DISORDER)
+        tail: int | Literal["all"] = self._ctx.config.streams.resume_tail
+        while True:
+            lines: list[LogLine] = []
+            self._read(
+                stdout=True,
+                stderr=True,
+                follow=False,
+                since=format_since(floor),
+                tail=tail,
+                into=lines,
+                probe=True,
+            )
+            at = next(
+                (
+                    i
+                    for i in range(len(lines) - 1, -1, -1)
+                    if lines[i].stream == other and lines[i].timestamp == ts
+                ),
+                None,
+            )
+            before = [] if at is None else [x for x in lines[:at] if x.stream == self._source]
+            if before or tail == "all" or len(lines) < tail:
+                break
+            tail = _escalate(tail)
+        self._last = None  # not this source's read: nothing of it to flush at the end
+        self._placed = True
+        if before:
+            advance(self.cursors, before)
+            self._anchor = None
 
     def _fix_start(self) -> None:
         since, tail = self._start
@@ -989,6 +1044,8 @@ class Follower(Reader):
     def _catch_up_or_settle(self) -> str:
         """Catch up: "ok", "settle" (the daemon could not be reached) or "removed"."""
         try:
+            if self._anchor is not None and not self._placed:
+                self._place_anchor()
             if (
                 self._anchor is not None
                 and self._start[1] != "all"
