@@ -22,7 +22,7 @@ from typing import Any, Final, Literal
 import attrs
 import pykka
 
-from actorpool.logs.cursors import Cursor
+from actorpool.logs.cursors import Cursor, Source
 from actorpool.messages import LogLine, LogStreamStarted
 
 __all__ = [
@@ -57,6 +57,9 @@ class LogSubscriber:
         since, tail: Where its history starts (as in SubscribeLogs).
         owner: Told :class:`SubscriptionEnded` when this subscription ends (FollowContainers).
         resume: Per-source cursors to start after (a followed container that restarted).
+        anchors: For a source ``resume`` lacks, the other source's line its
+            starting window ended with (a crashed stream's; see
+            :class:`~actorpool.logs.readers.Follower`).
     """
 
     id: str
@@ -68,6 +71,7 @@ class LogSubscriber:
     tail: int | Literal["all"] = "all"
     owner: pykka.ActorRef[Any] | None = None
     resume: Mapping[str, Cursor] | None = None
+    anchors: Mapping[Source, tuple[Source, int]] | None = None
 
 
 @attrs.frozen

@@ -185,6 +185,8 @@ class LogStream(Actor):
         self._history: dict[str, HistoryReader] = {}
         self._sources: set[str] = set()
         self._delivered: dict[str, Cursor] = dict(first.resume or {})  # a resume: its cursors
+        # Sources the starting window had no line of: the other source's last line there.
+        self._anchors: dict[Source, tuple[Source, int]] = {}
         self._reasons: list[tuple[str, str | None]] = []
         self._exit_code: int | None = None  # the container's, once a reader saw it exit
         self._waiting_window = False
@@ -213,7 +215,14 @@ class LogStream(Actor):
         # new stream from what each subscriber was really sent. Only if it is gone too,
         # end them here.
         self._stop_threads()
-        specs = tuple(attrs.evolve(sub.spec, resume=dict(sub.sent)) for sub in self._subs.values())
+        specs = tuple(
+            attrs.evolve(
+                sub.spec,
+                resume=dict(sub.sent),
+                anchors={s: a for s, a in self._anchors.items() if s not in sub.sent} or None,
+            )
+            for sub in self._subs.values()
+        )
         failed = StreamFailed(
             self._key, self.actor_urn, self._cid, self._tty, self._follow, specs, self._meta
         )
@@ -318,9 +327,7 @@ class LogStream(Actor):
         if spec.resume is not None and spec in self._more:
             # A restarted subscription with the same cursors as the first: joins live.
             for source in new:
-                self._start_follower(
-                    source, (spec.since, spec.tail), spec.resume.get(source), resume=True
-                )
+                self._resume_follower(spec, source)
             return
         for source in new:
             self._start_follower(source, (spec.since, spec.tail), None, resume=False)
@@ -341,9 +348,7 @@ class LogStream(Actor):
             sources = ("stdout",)
         if spec.resume:
             for source in sources:
-                self._start_follower(
-                    source, (spec.since, spec.tail), spec.resume.get(source), resume=True
-                )
+                self._resume_follower(spec, source)
             return
         if not self._follow or (len(sources) > 1 and spec.tail != 0 and not self._tty):
             reader = WindowReader(
@@ -364,6 +369,33 @@ class LogStream(Actor):
             return
         for source in sources:
             self._start_follower(source, (spec.since, spec.tail), None, resume=False)
+
+    def _resume_follower(self, spec: LogSubscriber, source: Source) -> None:
+        """Start ``source``'s follower after the cursor ``spec.resume`` has for it.
+
+        A source without one starts from ``since``/``tail``, or, when the crashed
+        stream it comes from had anchored it, from its anchor, as then.
+        """
+        cursor = (spec.resume or {}).get(source)
+        anchor = None if cursor is not None else (spec.anchors or {}).get(source)
+        start: tuple[float | str | None, int | Literal["all"]] = (spec.since, spec.tail)
+        if anchor is not None:
+            start = self._anchored_start(spec.since, anchor[1])
+            self._anchors[source] = anchor
+        self._start_follower(source, start, cursor, resume=True, anchor=anchor)
+
+    def _anchored_start(
+        self, since: float | str | None, last: int
+    ) -> tuple[float | str | None, int | Literal["all"]]:
+        """Where a source anchored at the other's line stamped ``last`` starts reading.
+
+        Its lines after the window are newer than that line, give or take the
+        daemon's out-of-order delivery between sources (tens of ms): a margin
+        before it, within ``since``.
+        """
+        floor = since_ns(since) or 0
+        margin = format_since(max(floor, last - _NEW_SOURCE_MARGIN))
+        return (margin, self._ctx.config.streams.resume_tail)
 
     def _start_follower(
         self,
@@ -404,15 +436,12 @@ class LogStream(Actor):
             if cursor is not None:
                 start: tuple[float | str | None, int | Literal["all"]] = (self._since, self._tail)
             elif message.complete and cursors:
-                # This source had no line in the window. Its lines after the window are newer
-                # than the other source's last line, give or take the daemon's out-of-order
-                # delivery between sources (tens of ms): start a margin before it. That line
-                # anchors the bounded tail: the follower checks its reads reach back to it.
+                # This source had no line in the window: the other source's last line there
+                # anchors it (the follower starts exactly after it; see Follower).
                 other = max(_sources_of(cursors), key=lambda name: cursors[name][0])
-                last = cursors[other][0]
-                anchor = (other, last)
-                floor = since_ns(self._since) or 0
-                start = (format_since(max(floor, last - _NEW_SOURCE_MARGIN)), streams.resume_tail)
+                anchor = (other, cursors[other][0])
+                self._anchors[source] = anchor
+                start = self._anchored_start(self._since, anchor[1])
             elif message.complete and self._since is None:
                 # A complete, empty window of both sources with no since: the log was empty.
                 # Everything in it now came after the window; a bounded tail could miss some.

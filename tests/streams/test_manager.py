@@ -26,6 +26,7 @@ from actorpool.messages import (
     Subscription,
     Unsubscribe,
 )
+from actorpool.testing.faultproxy import FaultProxy
 
 from helpers import numbered_lines_cmd, wait_until
 from streamkit import Collector, StreamHarness, ask
@@ -189,6 +190,41 @@ def test_a_crashed_log_stream_is_restarted_and_every_subscriber_gets_every_line_
     ends = [m for m in both_sink + out_sink if isinstance(m, LogStreamEnded | LogStreamError)]
     assert [m.reason for m in ends if isinstance(m, LogStreamEnded)] == ["exited", "exited"]
     wait_until(lambda: stats(manager).log_streams == 0, 10)
+
+
+def test_a_source_quiet_when_its_stream_crashed_loses_no_line_after_the_restart(
+    harness: StreamHarness, make_container: Callable[..., str], sandbox: Any
+) -> None:
+    # stderr had no line in the starting window (tail=1) and none until the stream crashed;
+    # it starts writing as the stream is restarted, 0.3 s late per request (the proxy),
+    # while stdout goes on (resume_tail 5). The new stream's stderr follower starts from
+    # the crashed one's anchor: every stderr line arrives, once, from the first.
+    err = "i=1; while :; do echo err $i >&2; i=$((i+1)); [ $i -gt 100 ] && usleep 1000; done"
+    script = (
+        f"(while [ ! -e /go ]; do usleep 10000; done; {err}) & "
+        "i=0; while :; do echo out $i; i=$((i+1)); usleep 100; done"
+    )
+    foreign = urns("LogStream")
+    cid = make_container(["sh", "-c", script])
+    client = sandbox.client(timeout=60)
+    try:
+        with FaultProxy(sandbox.socket_path) as proxy:
+            manager = harness.manager(proxy.url, streams={"resume_tail": 5})
+            sub, sink = harness.subscriber()
+            subscription = ask(manager, SubscribeLogs(cid, sub, tail=1))
+            wait_until(lambda: len(texts(sink, "stdout")) > 300, 20)
+            assert texts(sink, "stderr") == []
+            proxy.latency = 0.3
+            crash_one("LogStream", foreign)
+            client.exec_start(client.exec_create(cid, ["touch", "/go"]))
+            wait_until(lambda: len(texts(sink, "stderr")) > 300, 30)
+            ask(manager, Unsubscribe(subscription.id))
+    finally:
+        client.close()
+    got = texts(sink, "stderr")
+    assert got == [f"err {i}" for i in range(1, len(got) + 1)]
+    outs = [int(t.split()[1]) for t in texts(sink, "stdout")]
+    assert outs == list(range(outs[0], outs[0] + len(outs)))
 
 
 def test_telling_a_dead_stream_replaces_it_and_the_manager_lives_on(
