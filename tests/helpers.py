@@ -40,6 +40,19 @@ def numbered_lines_cmd(n: int, *, stderr: bool = True, delay: float | None = Non
     return ["sh", "-c", script]
 
 
+def stderr_on_cue_cmd() -> list[str]:
+    """A busybox ``sh`` command: ``out 0``, ``out 1``, ... all along (a few thousand a second),
+    and ``err 1``, ``err 2``, ... only once ``/go`` exists (``docker exec … touch /go``): the
+    first hundred at once, then about one a millisecond."""
+    err = "i=1; while :; do echo err $i >&2; i=$((i+1)); [ $i -gt 100 ] && usleep 1000; done"
+    return [
+        "sh",
+        "-c",
+        f"(while [ ! -e /go ]; do usleep 10000; done; {err}) & "
+        "i=0; while :; do echo out $i; i=$((i+1)); usleep 100; done",
+    ]
+
+
 def wait_until(
     predicate: Callable[[], T],
     timeout: float,

@@ -32,7 +32,7 @@ from actorpool.testing.faultproxy import FaultProxy
 from actorpool.testing.sandbox import IMAGE
 from actorpool.transport.readloop import ReadLoop
 
-from helpers import numbered_lines_cmd, wait_for_state, wait_until
+from helpers import numbered_lines_cmd, stderr_on_cue_cmd, wait_for_state, wait_until
 from streamkit import StreamHarness, ask
 
 # --- helpers -------------------------------------------------------------------------------
@@ -498,12 +498,7 @@ def test_a_quiet_source_cut_before_its_first_line_catches_up_without_a_gap(
     # cut. The stderr follower then has no cursor and resumes from the starting window's
     # stdout line (its anchor) while stdout goes on (resume_tail 5; the proxy makes every
     # request 0.3 s late): its catch-up must reach back to that line and miss nothing.
-    err = "i=1; while :; do echo err $i >&2; i=$((i+1)); [ $i -gt 100 ] && usleep 1000; done"
-    script = (
-        f"(while [ ! -e /go ]; do usleep 10000; done; {err}) & "
-        "i=0; while :; do echo out $i; i=$((i+1)); usleep 100; done"
-    )
-    cid = make_container(["sh", "-c", script])
+    cid = make_container(stderr_on_cue_cmd())
     client = sandbox.client(timeout=60)
     try:
         with FaultProxy(sandbox.socket_path) as proxy:

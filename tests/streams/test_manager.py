@@ -28,7 +28,7 @@ from actorpool.messages import (
 )
 from actorpool.testing.faultproxy import FaultProxy
 
-from helpers import numbered_lines_cmd, wait_until
+from helpers import numbered_lines_cmd, stderr_on_cue_cmd, wait_until
 from streamkit import Collector, StreamHarness, ask
 
 LOOP = "i=0; while true; do echo tick $i; i=$((i+1)); usleep 20000; done"
@@ -199,13 +199,8 @@ def test_a_source_quiet_when_its_stream_crashed_loses_no_line_after_the_restart(
     # it starts writing as the stream is restarted, 0.3 s late per request (the proxy),
     # while stdout goes on (resume_tail 5). The new stream's stderr follower starts from
     # the crashed one's anchor: every stderr line arrives, once, from the first.
-    err = "i=1; while :; do echo err $i >&2; i=$((i+1)); [ $i -gt 100 ] && usleep 1000; done"
-    script = (
-        f"(while [ ! -e /go ]; do usleep 10000; done; {err}) & "
-        "i=0; while :; do echo out $i; i=$((i+1)); usleep 100; done"
-    )
     foreign = urns("LogStream")
-    cid = make_container(["sh", "-c", script])
+    cid = make_container(stderr_on_cue_cmd())
     client = sandbox.client(timeout=60)
     try:
         with FaultProxy(sandbox.socket_path) as proxy:
