@@ -474,18 +474,20 @@ class Reader:
     def _anchor_within(self, tail: int) -> bool:
         """Is the anchor line among the log's last ``tail`` lines (of both sources)?
 
-        The daemon's ``tail`` counts the lines of both sources however few
-        are asked for, so one read of the anchor's source from the anchor's
-        timestamp answers it: its first line is the anchor exactly when the
-        tail reaches it. Only that first line is read.
+        One read of both sources from the anchor's timestamp answers it: its
+        first line of the anchor's source is the anchor exactly when the tail
+        reaches it. Both sources, because dockerd (20.10, measured) counts
+        ``tail`` over both whichever are asked for, and an engine counting only
+        the sources asked for would then count at least as many for one.
+        Read only until that first line.
         """
         assert self._anchor is not None
         source, ts = self._anchor
         stream = open_logs(
             self._get_client(),
             self._cid,
-            stdout=source == "stdout",
-            stderr=source == "stderr",
+            stdout=True,
+            stderr=True,
             follow=False,
             since=format_since(ts),
             tail=tail,
@@ -501,8 +503,9 @@ class Reader:
                 raise _Stopped
             decoder = stream.decoder(max_line_size=self._ctx.config.streams.max_line_size)
             for lines in stream.batches(decoder):
-                if lines:
-                    return lines[0].timestamp <= ts
+                first = next((line for line in lines if line.stream == source), None)
+                if first is not None:
+                    return first.timestamp <= ts
             self._check_stop()
             return False
         finally:
@@ -910,8 +913,7 @@ class Follower(Reader):
         """Open the follow stream: True when the read loop took it, else it was read here."""
         stdout = self._source == "stdout" or self._tty
         stderr = self._source == "stderr" or self._tty
-        if self._anchor is not None and not self._placed:
-            self._place_anchor()
+        self._prepare_anchor()
         cursor = self.cursors.get(self._source)
         if cursor is not None:
             return self._read(
@@ -935,6 +937,23 @@ class Follower(Reader):
             if not detached:
                 self._fix_start()
         return detached
+
+    def _prepare_anchor(self) -> None:
+        """Once, before the first read: place the anchor (:meth:`_place_anchor`).
+
+        On an engine with whole-second stamps (Podman) a line cannot be placed
+        within its second, nor a bounded read checked: the source reads
+        everything from its ``since`` instead.
+        """
+        if self._anchor is None or self._placed:
+            return
+        self._get_client()  # makes the dialect known
+        if self._dialect.whole_seconds:
+            self._anchor = None
+            self._placed = True
+            self._start = (self._start[0], "all")
+            return
+        self._place_anchor()
 
     def _place_anchor(self) -> None:
         """Find this source's last line before the anchor: from then on, that is its cursor.
@@ -1044,8 +1063,7 @@ class Follower(Reader):
     def _catch_up_or_settle(self) -> str:
         """Catch up: "ok", "settle" (the daemon could not be reached) or "removed"."""
         try:
-            if self._anchor is not None and not self._placed:
-                self._place_anchor()
+            self._prepare_anchor()
             if (
                 self._anchor is not None
                 and self._start[1] != "all"

@@ -41,7 +41,7 @@ from actorpool.messages import (
 from actorpool.testing.podman import PodmanService
 from actorpool.testing.sandbox import IMAGE
 
-from helpers import numbered_lines_cmd, wait_for_state, wait_until
+from helpers import numbered_lines_cmd, stderr_on_cue_cmd, wait_for_state, wait_until
 from streamkit import StreamHarness, ask
 
 
@@ -216,6 +216,26 @@ def test_a_follow_loses_and_repeats_nothing_across_restarts_of_the_service(
     # A restart cuts the follow streams, or a catch-up read that then resumes.
     assert report.reconnects + report.resumed_lines > 0
     assert report.resume_gaps == 0
+
+
+def test_a_source_quiet_in_the_starting_window_loses_nothing_with_whole_second_stamps(
+    podman: PodmanService, harness: StreamHarness, podman_api: Any, make_container: Any
+) -> None:
+    # stderr has no line in the starting window (tail=1) and starts when told, while stdout
+    # goes on (resume_tail 5). Whole-second stamps cannot place the window's line within its
+    # second, nor check a bounded read against it: the stderr follower reads everything
+    # from a second before it, and every stderr line arrives, once, from the first.
+    manager = harness.manager(podman.url, streams={"resume_tail": 5})
+    cid = make_container(stderr_on_cue_cmd(), api=podman_api)
+    wait_until(lambda: b"out 200" in podman_api.logs(cid), 20)
+    sub, sink = harness.subscriber()
+    ask(manager, SubscribeLogs(cid, sub, tail=1))
+    wait_until(lambda: len(_texts(sink, "stdout")) > 300, 30)
+    assert _texts(sink, "stderr") == []
+    podman_api.exec_start(podman_api.exec_create(cid, ["touch", "/go"]))
+    wait_until(lambda: len(_texts(sink, "stderr")) > 300, 30)
+    got = _texts(sink, "stderr")
+    assert got == [f"err {i}" for i in range(1, len(got) + 1)]
 
 
 def test_following_an_exited_container_reads_its_whole_log(
