@@ -726,10 +726,14 @@ class WindowReader(Reader):
         self._since = since
         self._tail = tail
         self._follow = follow
+        self._kept: list[LogLine] | None = None  # the window's lines, when its cursors need them
 
     def _run(self) -> str:
         complete = False
         try:
+            self._get_client()  # makes the dialect known
+            if self._follow and self._tail != "all" and self._dialect.whole_seconds:
+                self._kept = []
             self._read(
                 stdout="stdout" in self._sources or self._tty,
                 stderr="stderr" in self._sources or self._tty,
@@ -738,6 +742,8 @@ class WindowReader(Reader):
                 tail=self._tail,
             )
             complete = True
+            if self._kept and self.cursors:
+                self._count_last_second()
         except (_Stopped, GiveUp):
             raise
         except Exception as exc:
@@ -754,6 +760,45 @@ class WindowReader(Reader):
             self._resume_one_shot()
         self._flush_last()
         return "completed"
+
+    def _deliver(self, lines: list[LogLine], *, resumed: bool = False) -> None:
+        if self._kept is not None:
+            self._kept.extend(lines)
+        super()._deliver(lines, resumed=resumed)
+
+    def _count_last_second(self) -> None:
+        """Count each cursor's lines from the start of its second (whole-second stamps).
+
+        A cursor counts the lines of its timestamp it has seen; a window cut
+        by its tail may start inside that second, and with whole-second
+        stamps (Podman) hundreds of lines share it: the followers would skip
+        too few and repeat the window. One read from the earliest cursor's
+        second finds the window's lines from there, in order, and counts
+        from the second's first line to the window's last. Not found (the
+        log rotated meanwhile): the cursors stay as they are.
+        """
+        assert self._kept is not None
+        start = min(ts for ts, _ in self.cursors.values())
+        block = [line for line in self._kept if line.timestamp >= start]
+        self._kept = None
+        lines: list[LogLine] = []
+        self._read(
+            stdout="stdout" in self._sources,
+            stderr="stderr" in self._sources,
+            follow=False,
+            since=format_since(start),
+            tail="all",
+            into=lines,
+            probe=True,
+        )
+        n = len(block)
+        first = block[0]
+        for i in range(len(lines) - n + 1):
+            if lines[i] == first and lines[i : i + n] == block:
+                counted: dict[str, Cursor] = {}
+                advance(counted, lines[: i + n])
+                self.cursors.update((s, c) for s, c in counted.items() if s in self.cursors)
+                return
 
     def _resume_one_shot(self) -> None:
         # A one-shot read was cut: finish it source by source from the cursors.

@@ -238,6 +238,23 @@ def test_a_source_quiet_in_the_starting_window_loses_nothing_with_whole_second_s
     assert got == [f"err {i}" for i in range(1, len(got) + 1)]
 
 
+def test_a_tail_window_is_followed_by_the_lines_after_it_once(
+    podman: PodmanService, harness: StreamHarness, podman_api: Any, make_container: Any
+) -> None:
+    # tail=5 of a container writing ~1000 lines a second: the window's last line shares its
+    # whole-second stamp with hundreds of lines before it. The follow after the window must
+    # start right after its last line: no line of the window again, none older, no gap.
+    manager = harness.manager(podman.url)
+    script = "i=0; while :; do i=$((i+1)); echo out $i; usleep 1000; done"
+    cid = make_container(["sh", "-c", script], api=podman_api)
+    wait_until(lambda: b"out 300" in podman_api.logs(cid), 20)
+    sub, sink = harness.subscriber()
+    ask(manager, SubscribeLogs(cid, sub, tail=5))
+    wait_until(lambda: len(_texts(sink, "stdout")) > 500, 30)
+    got = [int(text.split()[1]) for text in _texts(sink, "stdout")]
+    assert got == list(range(got[0], got[0] + len(got)))
+
+
 def test_following_an_exited_container_reads_its_whole_log(
     podman: PodmanService, harness: StreamHarness, podman_api: Any, make_container: Any
 ) -> None:
