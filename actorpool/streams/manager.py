@@ -152,6 +152,7 @@ class _Resolved:
     reply: ReplyFuture | None
     info: Mapping[str, Any] | None
     error: BaseException | None
+    whole_seconds: bool = False  # the engine stamps log lines to the second (Podman)
 
 
 class StreamManager(Actor):
@@ -315,13 +316,18 @@ class StreamManager(Actor):
     ) -> None:
         me = self.actor_ref
 
-        def inspect(client: APIClient) -> Mapping[str, Any]:
-            info: Mapping[str, Any] = InspectContainer(container).execute(client)
-            return info
+        dialect = self._ctx.dialect
 
-        def done(info: Mapping[str, Any] | None, error: BaseException | None) -> None:
+        def inspect(client: APIClient) -> tuple[Mapping[str, Any], bool]:
+            info: Mapping[str, Any] = InspectContainer(container).execute(client)
+            return info, dialect.get(client).whole_seconds
+
+        def done(
+            result: tuple[Mapping[str, Any], bool] | None, error: BaseException | None
+        ) -> None:
+            info, whole = result if result is not None else (None, False)
             try:
-                me.tell(_Resolved(spec, container, follow, reply, info, error))
+                me.tell(_Resolved(spec, container, follow, reply, info, error, whole))
             except pykka.ActorDeadError:
                 if reply is not None:
                     reply.try_set_exception(PoolStopped("the pool stopped"))
@@ -347,8 +353,11 @@ class StreamManager(Actor):
         cid = str(info["Id"])
         tty = bool((info.get("Config") or {}).get("Tty"))
         key = cid if message.follow else f"once:{spec.id}"
-        if spec.resume is not None and key in self._logs:
+        late = message.whole_seconds and (spec.tail != 0 or spec.since is not None)
+        if (spec.resume is not None or late) and key in self._logs:
             # A resume starts at its own position: a stream of its own, like a restarted one.
+            # So does a late subscriber's history on an engine that stamps lines to the second:
+            # the lines of one second cannot be told apart to join it to the live ones.
             key = f"{cid}~{next(self._ids)}"
         entry = self._logs.get(key)
         if entry is not None and not _tell_ok(entry.ref, AddSubscriber(spec)):

@@ -255,6 +255,29 @@ def test_a_tail_window_is_followed_by_the_lines_after_it_once(
     assert got == list(range(got[0], got[0] + len(got)))
 
 
+def test_a_late_subscriber_gets_its_tail_then_the_lines_after_it_once(
+    podman: PodmanService, harness: StreamHarness, podman_api: Any, make_container: Any
+) -> None:
+    # A second subscription (tail=5) to a followed container: with whole-second stamps its
+    # history cannot be joined to the shared stream's live lines exactly (hundreds of lines
+    # share each second), so it gets a stream of its own, which starts exactly after its tail.
+    manager = harness.manager(podman.url)
+    script = "i=0; while :; do i=$((i+1)); echo out $i; usleep 1000; done"
+    cid = make_container(["sh", "-c", script], api=podman_api)
+    wait_until(lambda: b"out 300" in podman_api.logs(cid), 20)
+    first, first_sink = harness.subscriber()
+    ask(manager, SubscribeLogs(cid, first, tail=0))
+    wait_until(lambda: len(_texts(first_sink, "stdout")) > 100, 30)
+    late, sink = harness.subscriber()
+    ask(manager, SubscribeLogs(cid, late, tail=5))
+    wait_until(lambda: len(_texts(sink, "stdout")) > 500, 30)
+    for lines in (_texts(first_sink, "stdout"), _texts(sink, "stdout")):
+        got = [int(text.split()[1]) for text in lines]
+        assert got == list(range(got[0], got[0] + len(got)))
+    report: StreamStatsReport = ask(manager, StreamStats())
+    assert report.log_streams == 2
+
+
 def test_following_an_exited_container_reads_its_whole_log(
     podman: PodmanService, harness: StreamHarness, podman_api: Any, make_container: Any
 ) -> None:
