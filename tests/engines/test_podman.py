@@ -238,6 +238,20 @@ def test_a_source_quiet_in_the_starting_window_loses_nothing_with_whole_second_s
     assert got == [f"err {i}" for i in range(1, len(got) + 1)]
 
 
+def _counting_container(podman_api: Any, make_container: Any) -> str:
+    """A container printing ``out 1``, ``out 2``, ... (~1000 a second), 300 lines in."""
+    script = "i=0; while :; do i=$((i+1)); echo out $i; usleep 1000; done"
+    cid: str = make_container(["sh", "-c", script], api=podman_api)
+    wait_until(lambda: b"out 300" in podman_api.logs(cid), 20)
+    return cid
+
+
+def _assert_consecutive(lines: list[str]) -> None:
+    """``out n``, ``out n+1``, ...: no line repeated, none older, no gap."""
+    got = [int(text.split()[1]) for text in lines]
+    assert got == list(range(got[0], got[0] + len(got)))
+
+
 def test_a_tail_window_is_followed_by_the_lines_after_it_once(
     podman: PodmanService, harness: StreamHarness, podman_api: Any, make_container: Any
 ) -> None:
@@ -245,14 +259,11 @@ def test_a_tail_window_is_followed_by_the_lines_after_it_once(
     # whole-second stamp with hundreds of lines before it. The follow after the window must
     # start right after its last line: no line of the window again, none older, no gap.
     manager = harness.manager(podman.url)
-    script = "i=0; while :; do i=$((i+1)); echo out $i; usleep 1000; done"
-    cid = make_container(["sh", "-c", script], api=podman_api)
-    wait_until(lambda: b"out 300" in podman_api.logs(cid), 20)
+    cid = _counting_container(podman_api, make_container)
     sub, sink = harness.subscriber()
     ask(manager, SubscribeLogs(cid, sub, tail=5))
     wait_until(lambda: len(_texts(sink, "stdout")) > 500, 30)
-    got = [int(text.split()[1]) for text in _texts(sink, "stdout")]
-    assert got == list(range(got[0], got[0] + len(got)))
+    _assert_consecutive(_texts(sink, "stdout"))
 
 
 def test_a_late_subscriber_gets_its_tail_then_the_lines_after_it_once(
@@ -262,18 +273,15 @@ def test_a_late_subscriber_gets_its_tail_then_the_lines_after_it_once(
     # history cannot be joined to the shared stream's live lines exactly (hundreds of lines
     # share each second), so it gets a stream of its own, which starts exactly after its tail.
     manager = harness.manager(podman.url)
-    script = "i=0; while :; do i=$((i+1)); echo out $i; usleep 1000; done"
-    cid = make_container(["sh", "-c", script], api=podman_api)
-    wait_until(lambda: b"out 300" in podman_api.logs(cid), 20)
+    cid = _counting_container(podman_api, make_container)
     first, first_sink = harness.subscriber()
     ask(manager, SubscribeLogs(cid, first, tail=0))
     wait_until(lambda: len(_texts(first_sink, "stdout")) > 100, 30)
     late, sink = harness.subscriber()
     ask(manager, SubscribeLogs(cid, late, tail=5))
     wait_until(lambda: len(_texts(sink, "stdout")) > 500, 30)
-    for lines in (_texts(first_sink, "stdout"), _texts(sink, "stdout")):
-        got = [int(text.split()[1]) for text in lines]
-        assert got == list(range(got[0], got[0] + len(got)))
+    _assert_consecutive(_texts(first_sink, "stdout"))
+    _assert_consecutive(_texts(sink, "stdout"))
     report: StreamStatsReport = ask(manager, StreamStats())
     assert report.log_streams == 2
 
