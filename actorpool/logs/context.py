@@ -37,7 +37,7 @@ from actorpool.errors import (
     StreamError,
 )
 from actorpool.observe.metrics import PoolMetrics
-from actorpool.transport.classify import RETRYABLE_STATUS, classify
+from actorpool.transport.classify import RETRYABLE_STATUS, classify, passing
 from actorpool.transport.client import close_quietly, make_client
 from actorpool.transport.dialect import DialectProbe
 from actorpool.transport.endpoint import daemon_url
@@ -237,7 +237,10 @@ _UNAVAILABLE = (DockerUnavailable, RequestTimeout, StreamError)
 
 
 def transient(error: BaseException) -> bool:
-    """Worth reconnecting a stream for: the daemon is unreachable, slow, or answered 502/503/504."""
+    """Worth reconnecting a stream for: the daemon is unreachable, slow, or answered 502/503/504.
+
+    Also Podman's 500 for a log file read as it was written (:func:`passing`).
+    """
     if isinstance(error, DockerError):
-        return error.status in RETRYABLE_STATUS
+        return error.status in RETRYABLE_STATUS or passing(error)
     return isinstance(error, _UNAVAILABLE)

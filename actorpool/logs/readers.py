@@ -730,28 +730,37 @@ class WindowReader(Reader):
 
     def _run(self) -> str:
         complete = False
-        try:
-            self._get_client()  # makes the dialect known
-            if self._follow and self._tail != "all" and self._dialect.whole_seconds:
-                self._kept = []
-            self._read(
-                stdout="stdout" in self._sources or self._tty,
-                stderr="stderr" in self._sources or self._tty,
-                follow=False,
-                since=self._since,
-                tail=self._tail,
-            )
-            complete = True
-            if self._kept and self.cursors:
-                self._count_last_second()
-        except (_Stopped, GiveUp):
-            raise
-        except Exception as exc:
-            error = self._ctx.error(exc, "container_logs")
-            if _gone(error):
-                return "removed"
-            if not transient(error):
-                raise error from exc
+        streak = FailureStreak(self._ctx.config)
+        while True:
+            try:
+                self._get_client()  # makes the dialect known
+                if self._follow and self._tail != "all" and self._dialect.whole_seconds:
+                    self._kept = []
+                self._read(
+                    stdout="stdout" in self._sources or self._tty,
+                    stderr="stderr" in self._sources or self._tty,
+                    follow=False,
+                    since=self._since,
+                    tail=self._tail,
+                )
+                complete = True
+                if self._kept and self.cursors:
+                    self._count_last_second()
+            except (_Stopped, GiveUp):
+                raise
+            except Exception as exc:
+                error = self._ctx.error(exc, "container_logs")
+                if _gone(error):
+                    return "removed"
+                if not transient(error):
+                    raise error from exc
+                if not self.cursors:
+                    # Nothing delivered yet: the window again, whole, after a pause (the
+                    # cursors of a cut one would resume source by source instead).
+                    self._drop_client()
+                    self._wait(streak.failed(error))
+                    continue
+            break
         if self._follow:
             with contextlib.suppress(pykka.ActorDeadError):
                 self._actor.tell(WindowDone(dict(self.cursors), complete))

@@ -32,12 +32,15 @@ from actorpool.errors import (
     TLSError,
 )
 
-__all__ = ["RETRYABLE_STATUS", "Verdict", "bad_response", "classify"]
+__all__ = ["RETRYABLE_STATUS", "Verdict", "bad_response", "classify", "passing"]
 
 RETRYABLE_STATUS = frozenset({502, 503, 504})
 
 # Podman answers these conflicts (dockerd: 409) with HTTP 500 and this wording.
 _PODMAN_CONFLICTS = ("container state improper", "is already in use", "can only kill running")
+# Podman reading a log file as it is written can land inside a line: HTTP 500 with this
+# wording, and the same read a moment later succeeds.
+_PODMAN_LOG_RACE = "is not a valid container log line"
 
 _TIMEOUTS = (
     requests.exceptions.Timeout,
@@ -89,6 +92,15 @@ def _is_timeout(exc: BaseException) -> bool:
             return True
         cur = cur.__cause__ or cur.__context__
     return False
+
+
+def passing(error: BaseException) -> bool:
+    """A daemon failure the same request will not meet a moment later (Podman's log race)."""
+    return (
+        isinstance(error, DockerError)
+        and error.status == 500
+        and _PODMAN_LOG_RACE in (error.explanation or "")
+    )
 
 
 def classify(exc: BaseException, *, target: str, what: str) -> Verdict:
@@ -150,7 +162,7 @@ def classify(exc: BaseException, *, target: str, what: str) -> Verdict:
         # An error the daemon explains is about the request; only a gateway's or an
         # unavailable daemon's status says something about reaching it.
         busy = status in RETRYABLE_STATUS
-        return Verdict(err, retryable=busy, counts=busy)
+        return Verdict(err, retryable=busy or passing(err), counts=busy)
     if _is_timeout(exc):
         return Verdict(
             RequestTimeout(
