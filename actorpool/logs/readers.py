@@ -651,6 +651,17 @@ class Reader:
             self._exit_code = code if isinstance(code, int) else None
             return "exited"
 
+    def _read_failed(self, exc: Exception) -> BaseException:
+        """The typed error of a failed log read, raised unless the caller can act on it.
+
+        A gone container (the caller ends) or a transient failure (it reads
+        again) comes back; anything else is raised.
+        """
+        error = self._ctx.error(exc, "container_logs")
+        if not _gone(error) and not transient(error):
+            raise error from exc
+        return error
+
     def _drop_client(self) -> None:
         client, self._client = self._client, None
         close_quietly(client, "log stream client")
@@ -749,11 +760,9 @@ class WindowReader(Reader):
             except (_Stopped, GiveUp):
                 raise
             except Exception as exc:
-                error = self._ctx.error(exc, "container_logs")
+                error = self._read_failed(exc)
                 if _gone(error):
                     return "removed"
-                if not transient(error):
-                    raise error from exc
                 if not self.cursors:
                     # Nothing delivered yet: the window again, whole, after a pause (the
                     # cursors of a cut one would resume source by source instead).
@@ -823,11 +832,8 @@ class WindowReader(Reader):
             except (_Stopped, GiveUp):
                 raise
             except Exception as exc:
-                error = self._ctx.error(exc, "container_logs")
-                if _gone(error):
+                if _gone(self._read_failed(exc)):
                     return
-                if not transient(error):
-                    raise error from exc
                 continue
             pending.pop(0)
 
@@ -922,11 +928,8 @@ class Follower(Reader):
                 except (_Stopped, GiveUp):
                     raise
                 except Exception as exc:
-                    error = self._ctx.error(exc, "container_logs")
-                    if _gone(error):
+                    if _gone(self._read_failed(exc)):
                         return "removed"
-                    if not transient(error):
-                        raise error from exc
                 quick = time.monotonic() - self._began < 1.0
                 if self.cursors.get(self._source) == self._before and quick:
                     # Ended at once with nothing new (restarting, or flapping): slow down.
@@ -1129,11 +1132,8 @@ class Follower(Reader):
         except (_Stopped, GiveUp):
             raise
         except Exception as exc:
-            error = self._ctx.error(exc, "container_logs")
-            if _gone(error):
+            if _gone(self._read_failed(exc)):
                 return "removed"
-            if not transient(error):
-                raise error from exc
             return "settle"
         return "ok"
 
@@ -1149,12 +1149,19 @@ class Follower(Reader):
         while True:
             lines: list[LogLine] = []
             self._read(
-                stdout=stdout, stderr=stderr, follow=False, since=since, tail=tail, into=lines
+                stdout=stdout,
+                stderr=stderr,
+                follow=False,
+                since=since,
+                tail=tail,
+                into=lines,
+                probe=True,  # cut lines are counted once, as delivered, below
             )
             if tail == "all" or self._anchor_within(tail):
                 break
             tail = _escalate(tail)
         self._start = (since, tail)
+        self._count_truncated(sum(1 for line in lines if line.truncated))
         if lines:
             self._deliver(lines)
 
